@@ -30,6 +30,7 @@ class SafetensorsCheckpoint:
         raise CheckpointError(f"{index_path}: lists shard {missing[0]} which does not exist")
       opened = {fn: SafetensorsFile(p) for fn, p in files.items()}
       self._where = {name: opened[fn] for name, fn in weight_map.items()}
+      self._listing = index_path
     else:
       paths = sorted(glob.glob(os.path.join(directory, "*.safetensors")))
       if not paths:
@@ -38,6 +39,7 @@ class SafetensorsCheckpoint:
       for path in paths:
         st = SafetensorsFile(path)
         self._where.update({name: st for name in st.keys()})
+      self._listing = paths[0] if len(paths) == 1 else directory
     self.directory = directory
 
   def __contains__(self, name: str) -> bool:
@@ -50,7 +52,8 @@ class SafetensorsCheckpoint:
     return self._where[name].get(name)
 
   def describe(self, name: str) -> str:
-    return self._where[name].path if name in self._where else self.directory
+    """The file that holds `name`, or, for a missing name, the file (or index) that should have."""
+    return self._where[name].path if name in self._where else self._listing
 
 
 def read_config(directory: str) -> dict:
