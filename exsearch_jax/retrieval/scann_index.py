@@ -1,0 +1,49 @@
+"""ScaNN: partitioning tree + anisotropic hashing + exact re-ordering, sized from the corpus."""
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+
+
+def default_options(n: int) -> dict:
+  """Parameters scaled to the corpus: about sqrt(n) leaves, searching ~10% of them, re-ordering 100."""
+  leaves = max(1, min(int(math.sqrt(n)), 4096))
+  return dict(num_leaves=leaves, num_leaves_to_search=max(1, math.ceil(leaves / 8)),
+              training_sample_size=min(n, 250_000), dimensions_per_block=2,
+              anisotropic_quantization_threshold=0.2, reorder=100)
+
+
+class ScannIndex:
+
+  def __init__(self, searcher):
+    self._searcher = searcher
+
+  @classmethod
+  def build(cls, embeddings: np.ndarray, **options) -> "ScannIndex":
+    from scann.scann_ops.py import scann_ops_pybind
+    opts = {**default_options(len(embeddings)), **options}
+    builder = scann_ops_pybind.builder(np.ascontiguousarray(embeddings, np.float32), 10, "dot_product")
+    if len(embeddings) < 2 * opts["num_leaves"] or opts["num_leaves"] < 2:
+      builder = builder.score_brute_force()
+    else:
+      builder = builder.tree(num_leaves=opts["num_leaves"], num_leaves_to_search=opts["num_leaves_to_search"],
+                             training_sample_size=opts["training_sample_size"])
+      builder = builder.score_ah(opts["dimensions_per_block"],
+                                 anisotropic_quantization_threshold=opts["anisotropic_quantization_threshold"])
+      builder = builder.reorder(opts["reorder"])
+    return cls(builder.build())
+
+  def save(self, directory: str) -> None:
+    os.makedirs(directory, exist_ok=True)
+    self._searcher.serialize(directory)
+
+  @classmethod
+  def load(cls, directory: str) -> "ScannIndex":
+    from scann.scann_ops.py import scann_ops_pybind
+    return cls(scann_ops_pybind.load_searcher(directory))
+
+  def search(self, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    ids, scores = self._searcher.search_batched(np.ascontiguousarray(query_vectors, np.float32), final_num_neighbors=k)
+    return np.asarray(scores), np.asarray(ids).astype(np.int64)
