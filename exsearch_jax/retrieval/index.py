@@ -55,8 +55,13 @@ def _encode_with_progress(encoder, texts: Sequence[str], chunk: int = 2048, prog
 
 
 def build(corpus_path: str, out_dir: str, kind: str = "scann", encoder: str = DEFAULT_ENCODER,
-          progress: bool = True, mesh=None, **options) -> "IndexedRetriever":
-  """Reads and validates the corpus, encodes it (dense kinds), builds and saves the index."""
+          progress: bool = True, mesh=None, embeddings_from: Optional[str] = None,
+          **options) -> "IndexedRetriever":
+  """Reads and validates the corpus, encodes it (dense kinds), builds and saves the index.
+
+  embeddings_from: a dense index directory built from the same corpus and encoder; its embeddings are
+  reused instead of encoding again (e.g. a ScaNN index beside an exact one).
+  """
   from exsearch_jax.assets import resolve_checkpoint
   if kind not in KINDS:
     raise IndexError_(f"index kind {kind!r}; choose one of {KINDS}")
@@ -76,12 +81,23 @@ def build(corpus_path: str, out_dir: str, kind: str = "scann", encoder: str = DE
     encoder_path = resolve_checkpoint(encoder)
     meta["encoder"] = {"path": encoder, **encoder_identity(encoder_path)}
     text_encoder = _text_encoder(encoder_path, mesh)
-    embeddings = _encode_with_progress(text_encoder, texts, progress=progress)
+    if embeddings_from:
+      embeddings = _reusable_embeddings(embeddings_from, meta)
+    else:
+      embeddings = _encode_with_progress(text_encoder, texts, progress=progress)
     np.save(os.path.join(out_dir, "embeddings.npy"), embeddings)
     impl = _dense_index(kind, embeddings, out_dir, options, build_new=True)
   with open(os.path.join(out_dir, "meta.json"), "w") as f:
     json.dump(meta, f, indent=2)
   return IndexedRetriever(impl, passages, text_encoder, meta, out_dir)
+
+
+def _reusable_embeddings(index_dir: str, meta: dict) -> np.ndarray:
+  with open(os.path.join(index_dir, "meta.json")) as f:
+    other = json.load(f)
+  if other["fingerprint"] != meta["fingerprint"] or other.get("encoder", {}).get("sha256") != meta["encoder"]["sha256"]:
+    raise IndexError_(f"{index_dir}: its embeddings come from another corpus or encoder; cannot reuse them")
+  return np.load(os.path.join(index_dir, "embeddings.npy"))
 
 
 def _dense_index(kind, embeddings, out_dir, options, build_new):
