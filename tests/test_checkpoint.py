@@ -1,7 +1,6 @@
 """HF directories in and out, and one clear error for each kind of bad checkpoint."""
 import json
 import os
-import shutil
 
 import numpy as np
 import pytest

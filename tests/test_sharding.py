@@ -1,6 +1,5 @@
 """Mesh from config, the logical-axis rules, and sharded == single-device numerics on 8 CPU devices."""
 import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 from flax import nnx
 
 from exsearch_jax.models.decoder_config import DecoderConfig
+from exsearch_jax.models.params import param as _param
 from exsearch_jax.models.rope import apply_rope, inverse_frequencies
 
 _MASKED = -1e30  # finite, so a row with no visible key (a leading pad) gives a uniform softmax, not NaN
@@ -40,12 +41,6 @@ def init_cache(config: DecoderConfig, batch: int, max_length: int, dtype=None) -
   dtype = dtype or config.jnp_dtype
   zeros = lambda: [jnp.zeros(shape, dtype) for _ in range(config.num_layers)]
   return KVCache(keys=zeros(), values=zeros(), lengths=jnp.zeros((batch,), jnp.int32))
-
-
-def _param(rngs, shape, axes, dtype, std=None):
-  value = (jnp.ones(shape, dtype) if std == "ones" else jnp.zeros(shape, dtype) if std is None
-           else std * jax.random.normal(rngs.params(), shape, dtype))
-  return nnx.Param(value, logical_axes=axes)
 
 
 class RMSNorm(nnx.Module):

@@ -7,7 +7,6 @@ lengths (and fixes the row count per call) so a corpus of any size compiles a ha
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional, Sequence
 
@@ -18,7 +17,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from exsearch_jax.errors import CheckpointError
-from exsearch_jax.models.hf_checkpoint import read_config
+from exsearch_jax.models.hf_checkpoint import read_config, read_json as _read_json
+from exsearch_jax.models.params import param
 from exsearch_jax.models.safetensors_io import SafetensorsFile
 from exsearch_jax.models.tokenizer import load_tokenizer
 from exsearch_jax.models.weight_layout import WeightSpec
@@ -111,14 +111,6 @@ class EncoderConfig:
     return dataclasses.replace(config, **changes)
 
 
-def _read_json(path: str):
-  try:
-    with open(path) as f:
-      return json.load(f)
-  except json.JSONDecodeError as e:
-    raise CheckpointError(f"{path}: line {e.lineno}: invalid JSON: {e.msg}") from None
-
-
 def _pooling_mode(cfg: dict, source: str) -> str:
   if cfg.get("pooling_mode") in POOLING_FLAGS.values():
     return cfg["pooling_mode"]
@@ -130,18 +122,12 @@ def _pooling_mode(cfg: dict, source: str) -> str:
   return modes[0]
 
 
-def _param(rngs, shape, axes, std=None):
-  value = (jnp.ones(shape) if std == "ones" else jnp.zeros(shape) if std is None
-           else std * jax.random.normal(rngs.params(), shape))
-  return nnx.Param(value, logical_axes=axes)
-
-
 class LayerNorm(nnx.Module):
 
   def __init__(self, size: int, eps: float, rngs: nnx.Rngs):
     self.eps = eps
-    self.scale = _param(rngs, (size,), ("norm",), "ones")
-    self.bias = _param(rngs, (size,), ("norm",))
+    self.scale = param(rngs, (size,), ("norm",), std="ones")
+    self.bias = param(rngs, (size,), ("norm",))
 
   def __call__(self, x):
     mean = x.mean(-1, keepdims=True)
@@ -155,10 +141,10 @@ class SelfAttention(nnx.Module):
   def __init__(self, config: EncoderConfig, rngs: nnx.Rngs):
     e, h, d, std = config.hidden_size, config.num_heads, config.head_dim, config.initializer_range
     for name in ("q", "k", "v"):
-      setattr(self, name, _param(rngs, (e, h, d), ("embed", "heads", "head_dim"), std))
-      setattr(self, name + "_bias", _param(rngs, (h, d), ("heads", "head_dim")))
-    self.o = _param(rngs, (h, d, e), ("heads", "head_dim", "embed"), std)
-    self.o_bias = _param(rngs, (e,), ("embed",))
+      setattr(self, name, param(rngs, (e, h, d), ("embed", "heads", "head_dim"), std=std))
+      setattr(self, name + "_bias", param(rngs, (h, d), ("heads", "head_dim")))
+    self.o = param(rngs, (h, d, e), ("heads", "head_dim", "embed"), std=std)
+    self.o_bias = param(rngs, (e,), ("embed",))
 
   def __call__(self, x, mask):
     """x (B,T,E); mask (B,T) True at real tokens."""
@@ -175,10 +161,10 @@ class MLP(nnx.Module):
   def __init__(self, config: EncoderConfig, rngs: nnx.Rngs):
     e, f, std = config.hidden_size, config.intermediate_size, config.initializer_range
     self.tanh = ACTIVATIONS[config.hidden_act]
-    self.up = _param(rngs, (e, f), ("embed", "mlp"), std)
-    self.up_bias = _param(rngs, (f,), ("mlp",))
-    self.down = _param(rngs, (f, e), ("mlp", "embed"), std)
-    self.down_bias = _param(rngs, (e,), ("embed",))
+    self.up = param(rngs, (e, f), ("embed", "mlp"), std=std)
+    self.up_bias = param(rngs, (f,), ("mlp",))
+    self.down = param(rngs, (f, e), ("mlp", "embed"), std=std)
+    self.down_bias = param(rngs, (e,), ("embed",))
 
   def __call__(self, x):
     hidden = jax.nn.gelu(x @ self.up[...] + self.up_bias[...], approximate=self.tanh)
@@ -205,9 +191,9 @@ class BertEncoder(nnx.Module):
   def __init__(self, config: EncoderConfig, rngs: nnx.Rngs):
     self.config = config
     e, std = config.hidden_size, config.initializer_range
-    self.word = _param(rngs, (config.vocab_size, e), ("vocab", "embed"), std)
-    self.position = _param(rngs, (config.max_position_embeddings, e), (None, "embed"), std)
-    self.token_type = _param(rngs, (config.type_vocab_size, e), (None, "embed"), std)
+    self.word = param(rngs, (config.vocab_size, e), ("vocab", "embed"), std=std)
+    self.position = param(rngs, (config.max_position_embeddings, e), (None, "embed"), std=std)
+    self.token_type = param(rngs, (config.type_vocab_size, e), (None, "embed"), std=std)
     self.embed_norm = LayerNorm(e, config.layer_norm_eps, rngs)
     self.layers = nnx.List([Layer(config, rngs) for _ in range(config.num_layers)])
 

@@ -62,6 +62,10 @@ def read_config(directory: str) -> dict:
     raise CheckpointError(f"{directory}: no such checkpoint directory or .gguf file")
   if not os.path.exists(path):
     raise CheckpointError(f"{path}: missing config.json (an HF checkpoint directory needs one)")
+  return read_json(path)
+
+
+def read_json(path: str):
   try:
     with open(path) as f:
       return json.load(f)
