@@ -8,7 +8,7 @@ import pytest
 from exsearch_jax import retrieval
 from exsearch_jax.assets import asset_path
 from exsearch_jax.retrieval.exact import ExactIndex
-from exsearch_jax.retrieval.index import IndexError_
+from exsearch_jax.retrieval.index import RetrievalIndexError
 from exsearch_jax.retrieval.scann_index import ScannIndex
 from tests.shared_data import shared_file
 
@@ -73,7 +73,7 @@ def test_changed_corpus_is_refused(corpus, tmp_path):
   lines = open(corpus).read().splitlines()
   lines[3] = lines[3].replace("a", "o", 1)
   changed.write_text("\n".join(lines) + "\n")
-  with pytest.raises(IndexError_, match="the corpus changed since the index"):
+  with pytest.raises(RetrievalIndexError, match="the corpus changed since the index"):
     retrieval.load(out, corpus_path=str(changed))
 
 
@@ -83,7 +83,7 @@ def test_other_encoder_is_refused(built, tmp_path):
   cfg = json.load(open(fake / "config.json"))
   cfg["layer_norm_eps"] = 1e-6
   json.dump(cfg, open(fake / "config.json", "w"))
-  with pytest.raises(IndexError_, match="refusing"):
+  with pytest.raises(RetrievalIndexError, match="refusing"):
     retrieval.load(built["exact"].out_dir, encoder=str(fake))
 
 
@@ -102,7 +102,7 @@ def test_scann_recall_at_10_against_exact_on_50k_clustered_vectors():
 
 
 def test_unknown_kind_and_missing_index(corpus, tmp_path):
-  with pytest.raises(IndexError_, match="index kind 'faiss'"):
+  with pytest.raises(RetrievalIndexError, match="index kind 'faiss'"):
     retrieval.build(corpus, str(tmp_path / "x"), kind="faiss")
-  with pytest.raises(IndexError_, match="meta.json: missing"):
+  with pytest.raises(RetrievalIndexError, match="meta.json: missing"):
     retrieval.load(str(tmp_path / "nowhere"))

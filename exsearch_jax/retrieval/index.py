@@ -22,7 +22,7 @@ KINDS = ("scann", "exact", "bm25")
 DEFAULT_ENCODER = "asset:all-minilm-l6-v2"
 
 
-class IndexError_(ExsearchError):
+class RetrievalIndexError(ExsearchError):
   """A saved index cannot serve this corpus or encoder."""
 
 
@@ -64,10 +64,10 @@ def build(corpus_path: str, out_dir: str, kind: str = "scann", encoder: str = DE
   """
   from exsearch_jax.assets import resolve_checkpoint
   if kind not in KINDS:
-    raise IndexError_(f"index kind {kind!r}; choose one of {KINDS}")
+    raise RetrievalIndexError(f"index kind {kind!r}; choose one of {KINDS}")
   passages = list(read_corpus(corpus_path))
   if not passages:
-    raise IndexError_(f"{corpus_path}: the corpus is empty")
+    raise RetrievalIndexError(f"{corpus_path}: the corpus is empty")
   os.makedirs(out_dir, exist_ok=True)
   meta = {"kind": kind, "corpus": os.path.abspath(corpus_path), "fingerprint": fingerprint(corpus_path),
           "num_passages": len(passages), "options": options, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
@@ -96,7 +96,7 @@ def _reusable_embeddings(index_dir: str, meta: dict) -> np.ndarray:
   with open(os.path.join(index_dir, "meta.json")) as f:
     other = json.load(f)
   if other["fingerprint"] != meta["fingerprint"] or other.get("encoder", {}).get("sha256") != meta["encoder"]["sha256"]:
-    raise IndexError_(f"{index_dir}: its embeddings come from another corpus or encoder; cannot reuse them")
+    raise RetrievalIndexError(f"{index_dir}: its embeddings come from another corpus or encoder; cannot reuse them")
   return np.load(os.path.join(index_dir, "embeddings.npy"))
 
 
@@ -118,14 +118,14 @@ def load(out_dir: str, corpus_path: Optional[str] = None, encoder: Optional[str]
   from exsearch_jax.assets import resolve_checkpoint
   meta_path = os.path.join(out_dir, "meta.json")
   if not os.path.exists(meta_path):
-    raise IndexError_(f"{meta_path}: missing; {out_dir} is not an index built by exsearch_jax.retrieval.build")
+    raise RetrievalIndexError(f"{meta_path}: missing; {out_dir} is not an index built by exsearch_jax.retrieval.build")
   with open(meta_path) as f:
     meta = json.load(f)
   corpus_path = corpus_path or meta["corpus"]
   if not os.path.exists(corpus_path):
-    raise IndexError_(f"{meta_path}: the corpus {corpus_path} it was built from is gone")
+    raise RetrievalIndexError(f"{meta_path}: the corpus {corpus_path} it was built from is gone")
   if fingerprint(corpus_path) != meta["fingerprint"]:
-    raise IndexError_(f"{corpus_path}: the corpus changed since the index in {out_dir} was built "
+    raise RetrievalIndexError(f"{corpus_path}: the corpus changed since the index in {out_dir} was built "
                       "(sha256 differs); rebuild the index")
   passages = list(read_corpus(corpus_path))
   text_encoder = None
@@ -137,7 +137,7 @@ def load(out_dir: str, corpus_path: Optional[str] = None, encoder: Optional[str]
     encoder_path = resolve_checkpoint(encoder)
     identity = encoder_identity(encoder_path)
     if identity["sha256"] != meta["encoder"]["sha256"]:
-      raise IndexError_(f"{meta_path}: built with encoder {meta['encoder']['name']} "
+      raise RetrievalIndexError(f"{meta_path}: built with encoder {meta['encoder']['name']} "
                         f"({meta['encoder']['sha256'][:12]}), refusing {encoder} ({identity['sha256'][:12]})")
     text_encoder = _text_encoder(encoder_path, mesh)
     embeddings = np.load(os.path.join(out_dir, "embeddings.npy"))
