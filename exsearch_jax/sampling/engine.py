@@ -1,20 +1,27 @@
-"""Batched generation: one jitted prefill, then a bounded jitted decode loop with per-row stops.
+"""Batched decoding on a persistent KV cache: jitted prefill of appended tokens, and bounded jitted decode
+rounds with per-row stops that return to the host.
 
-Rows finish independently (end-of-sequence token, a stop sequence, or the token budget); a finished
-row feeds a pad (mask 0) so it takes no more cache slots. Shapes are bucketed to powers of two so that
-a run compiles a handful of programs, not one per prompt length.
+A `DecodeSession` holds one cache for a batch of rows across many turns: `extend` prefills only the
+tokens appended to each row (a retrieved passage, a user turn), `decode` samples until every live row
+hits end-of-sequence, a stop sequence or its budget. Row r samples the token at cache position p with
+key fold_in(key_r, p), so results depend neither on the batch a row is in nor on how its turns were cut.
+Shapes are bucketed (powers of two) so a run compiles a handful of programs; `compiles` counts them.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from exsearch_jax.models.decoder import Decoder, init_cache
+from exsearch_jax.models.decoder import Decoder, KVCache, init_cache
+
+EOS, STOP, BUDGET = 1, 2, 3   # why a row's decode round ended
+compiles = {"count": 0}        # incremented when jit traces a new shape
 
 
 def bucket(n: int, minimum: int = 16) -> int:
@@ -32,8 +39,8 @@ def sample_logits(logits, key, temperature: float, top_p: float, top_k: int):
   if top_p < 1.0:
     order = jnp.argsort(-logits, axis=-1)
     sorted_logits = jnp.take_along_axis(logits, order, axis=-1)
-    cumulative = jnp.cumsum(jax.nn.softmax(sorted_logits, axis=-1), axis=-1)
-    drop_sorted = cumulative - jax.nn.softmax(sorted_logits, axis=-1) >= top_p  # keep the first token past p
+    probs = jax.nn.softmax(sorted_logits, axis=-1)
+    drop_sorted = jnp.cumsum(probs, axis=-1) - probs >= top_p  # keep the first token past p
     drop = jnp.zeros_like(drop_sorted).at[jnp.arange(logits.shape[0])[:, None], order].set(drop_sorted)
     logits = jnp.where(drop, -jnp.inf, logits)
   return jax.vmap(jax.random.categorical)(key, logits).astype(jnp.int32)
@@ -46,51 +53,141 @@ def _ends_with_stop(out, length, stops):
   width = stops.shape[1]
   idx = length[:, None] - width + jnp.arange(width)[None, :]
   tail = jnp.where(idx >= 0, jnp.take_along_axis(out, jnp.maximum(idx, 0), axis=1), -2)
-  # stops are right-aligned; -1 pads on the left match anything
-  match = (stops[None, :, :] == -1) | (tail[:, None, :] == stops[None, :, :])
+  match = (stops[None, :, :] == -1) | (tail[:, None, :] == stops[None, :, :])  # stops right-aligned
   return match.all(axis=-1).any(axis=-1)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "max_length"),
-                   donate_argnames=())
-def _generate(graphdef, state, ids, mask, live, budget, keys, stop_ids, eos_ids, *, max_new, temperature, top_p, top_k,
-              max_length):
+def _constrain(cache: KVCache, sharding) -> KVCache:
+  if sharding is None:
+    return cache
+  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(
+      sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0], *([None] * (x.ndim - 1))))), cache)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "batch", "capacity", "sharding"))
+def _new_cache(graphdef, state, *, batch, capacity, sharding):
+  compiles["count"] += 1
+  return _constrain(init_cache(nnx.merge(graphdef, state).config, batch, capacity), sharding)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "sharding"), donate_argnames=("cache", "last"))
+def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
+  """Appends the real tokens of each row; rows with no real token keep their cache and last logits."""
+  compiles["count"] += 1
+  logits, cache = nnx.merge(graphdef, state).decode(ids, cache, attention_mask=mask)
+  count = mask.sum(1)
+  final = jnp.take_along_axis(logits, jnp.maximum(count - 1, 0)[:, None, None], axis=1)[:, 0]
+  return _constrain(cache, sharding), jnp.where((count > 0)[:, None], final, last)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding"),
+                   donate_argnames=("cache",))
+def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, *, max_new, temperature, top_p, top_k,
+            sharding):
+  """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed."""
+  compiles["count"] += 1
   model = nnx.merge(graphdef, state)
-  batch = ids.shape[0]
-  cache = init_cache(model.config, batch, max_length)
-  logits, cache = model.decode(ids, cache, attention_mask=mask)
-  last = jnp.take_along_axis(logits, (mask.sum(1) - 1)[:, None, None], axis=1)[:, 0]
+  batch = last.shape[0]
+  rows = jnp.arange(batch)
 
-  def step_keys(step):
-    return jax.vmap(lambda k: jax.random.fold_in(k, step))(keys)
+  def sample(logits, positions):
+    step_keys = jax.vmap(jax.random.fold_in)(keys, positions)
+    token = sample_logits(logits, step_keys, temperature, top_p, top_k)
+    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
+    return token, logprob
 
-  first = sample_logits(last, step_keys(0), temperature, top_p, top_k)
+  def finished(out, lengths, token, done):
+    reason = jnp.where(jnp.isin(token, eos_ids), EOS, jnp.where(_ends_with_stop(out, lengths, stop_ids), STOP,
+                                                                jnp.where(lengths >= budget, BUDGET, 0)))
+    return jnp.where(done, 0, reason)
+
+  first, first_lp = sample(last, cache.lengths)
   out = jnp.zeros((batch, max_new), jnp.int32).at[:, 0].set(first)
-  lengths = jnp.ones((batch,), jnp.int32)
-  done = ~live | jnp.isin(first, eos_ids) | _ends_with_stop(out, lengths, stop_ids) | (budget <= 1)
-
-  def cond(carry):
-    step, _, _, _, done = carry
-    return (step < budget) & ~done.all()
+  logprobs = jnp.zeros((batch, max_new), jnp.float32).at[:, 0].set(first_lp)
+  idle = budget <= 0
+  lengths = jnp.where(idle, 0, 1).astype(jnp.int32)
+  reason = finished(out, lengths, first, idle)
+  done = idle | (reason > 0)
 
   def body(carry):
-    step, cache, out, lengths, done = carry
-    token = out[jnp.arange(batch), lengths - 1]
+    cache, out, logprobs, lengths, done, reason = carry
+    token = out[rows, jnp.maximum(lengths - 1, 0)]
     logits, cache = model.decode(token[:, None], cache, attention_mask=~done[:, None])
-    nxt = sample_logits(logits[:, 0], step_keys(step), temperature, top_p, top_k)
-    out = out.at[jnp.arange(batch), jnp.where(done, max_new, lengths)].set(nxt, mode="drop")
+    nxt, lp = sample(logits[:, 0], cache.lengths)
+    write = jnp.where(done, max_new, lengths)
+    out = out.at[rows, write].set(nxt, mode="drop")
+    logprobs = logprobs.at[rows, write].set(lp, mode="drop")
     lengths = lengths + (~done).astype(jnp.int32)
-    done = done | jnp.isin(nxt, eos_ids) | _ends_with_stop(out, lengths, stop_ids) | (lengths >= budget)
-    return step + 1, cache, out, lengths, done
+    new_reason = finished(out, lengths, nxt, done)
+    return cache, out, logprobs, lengths, done | (new_reason > 0), jnp.maximum(reason, new_reason)
 
-  _, _, out, lengths, _ = jax.lax.while_loop(cond, body, (jnp.int32(1), cache, out, lengths, done))
-  return out, lengths
+  cache, out, logprobs, lengths, _, reason = jax.lax.while_loop(
+      lambda c: ~c[4].all(), body, (cache, out, logprobs, lengths, done, reason))
+  return _constrain(cache, sharding), out, logprobs, lengths, reason
 
 
-def _stop_array(stop: Iterable[Sequence[int]]) -> np.ndarray:
+def stop_array(stop: Iterable[Sequence[int]]) -> np.ndarray:
   stops = [list(s) for s in stop if len(s)]
   width = max((len(s) for s in stops), default=1)
   return np.array([[-1] * (width - len(s)) + s for s in stops], np.int32).reshape(len(stops), width)
+
+
+@dataclasses.dataclass
+class Round:
+  """One decode round's result per row: new tokens (stop token included), their log-probs, why it ended."""
+  tokens: list
+  logprobs: list
+  reasons: list
+
+
+class DecodeSession:
+  """A batch of rows with one KV cache of `capacity` slots per row, kept on device across turns."""
+
+  def __init__(self, model: Decoder, rows: int, capacity: int, seeds: Sequence[int], sharding=None, shards: int = 1):
+    self.graphdef, self.state = nnx.split(model)
+    self.rows = -(-bucket(rows, minimum=1) // shards) * shards  # idle rows pad to a size every shard divides
+    self.capacity, self.sharding = int(capacity), sharding
+    if len(seeds) != rows:
+      raise ValueError(f"need one seed per row ({rows}), got {len(seeds)}")
+    seeds = list(seeds) + [0] * (self.rows - rows)
+    self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
+    self.cache = _new_cache(self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding)
+    self.last = jnp.zeros((self.rows, model.config.vocab_size), jnp.float32)
+    self.lengths = np.zeros(self.rows, np.int64)  # host mirror of the cache lengths
+
+  def extend(self, appends: Sequence[Optional[Sequence[int]]]):
+    """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
+    width = bucket(max((len(a) for a in appends if a), default=1))
+    ids, mask = np.zeros((self.rows, width), np.int32), np.zeros((self.rows, width), bool)
+    for r, tokens in enumerate(appends):
+      if tokens:
+        if self.lengths[r] + len(tokens) > self.capacity:
+          raise ValueError(f"row {r}: {self.lengths[r]} + {len(tokens)} tokens exceed the cache capacity "
+                           f"{self.capacity}")
+        ids[r, :len(tokens)], mask[r, :len(tokens)] = tokens, True
+        self.lengths[r] += len(tokens)
+    self.cache, self.last = _extend(self.graphdef, self.state, self.cache, self.last, ids, mask,
+                                    sharding=self.sharding)
+
+  def room(self, r: int) -> int:
+    return int(self.capacity - self.lengths[r])
+
+  def decode(self, budgets: Sequence[int], temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
+             stop: Iterable[Sequence[int]] = (), eos_token_ids: Sequence[int] = ()) -> Round:
+    """Samples until each row with budget > 0 ends. Only the last (stop) token is not yet in the cache."""
+    budget = np.zeros(self.rows, np.int32)
+    budget[:len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
+    max_new = bucket(int(budget.max(initial=1)), minimum=8)
+    eos = np.asarray(list(eos_token_ids), np.int32).reshape(-1)
+    self.cache, out, logprobs, lengths, reasons = _decode(
+        self.graphdef, self.state, self.cache, self.last, budget, self.keys, stop_array(stop), eos,
+        max_new=max_new, temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
+        sharding=self.sharding)
+    out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))
+    self.lengths += np.maximum(lengths - 1, 0)
+    n = len(budgets)
+    return Round([out[r, :lengths[r]].tolist() for r in range(n)],
+                 [logprobs[r, :lengths[r]].tolist() for r in range(n)], reasons[:n].tolist())
 
 
 def generate(model: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float = 0.0,
@@ -99,27 +196,15 @@ def generate(model: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: i
   """Continues each prompt (token-id lists of any lengths); returns the new tokens of each row.
 
   A row stops after an end-of-sequence token (`eos_token_ids`, default the model's), after any token
-  sequence in `stop` (both kept in the output), or after `max_new_tokens`. Row i samples with the key
-  fold_in(PRNGKey(seed), i), so results do not depend on batch composition.
+  sequence in `stop` (both kept in the output), or after `max_new_tokens`. Row i samples with seed
+  `seed * 1_000_003 + i`, so results do not depend on the other rows.
   """
   if not prompts or any(len(p) == 0 for p in prompts):
     raise ValueError("generate: every prompt needs at least one token")
   eos = model.config.eos_token_id if eos_token_ids is None else eos_token_ids
-  eos = np.array([eos] if isinstance(eos, int) else list(eos or []), np.int32).reshape(-1)
+  eos = [eos] if isinstance(eos, int) else list(eos or [])
   width = bucket(max(len(p) for p in prompts))
-  rows = bucket(len(prompts), minimum=1)
-  ids = np.zeros((rows, width), np.int32)
-  mask = np.zeros((rows, width), bool)
-  for i, p in enumerate(prompts):
-    ids[i, :len(p)], mask[i, :len(p)] = p, True
-  mask[len(prompts):, 0] = True  # filler rows up to the batch bucket: one token each, done at once
-  live = np.arange(rows) < len(prompts)
-  base = jax.random.PRNGKey(seed)
-  keys = jax.vmap(lambda i: jax.random.fold_in(base, i))(jnp.arange(rows))
-  max_new = bucket(max_new_tokens, minimum=8)
-  graphdef, state = nnx.split(model)
-  out, lengths = _generate(graphdef, state, ids, mask, live, np.int32(max_new_tokens), keys, _stop_array(stop), eos, max_new=max_new,
-                           temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
-                           max_length=width + max_new)
-  out, lengths = np.asarray(out), np.asarray(lengths)
-  return [out[i, :lengths[i]].tolist() for i in range(len(prompts))]
+  session = DecodeSession(model, len(prompts), width + bucket(max_new_tokens, minimum=8),
+                          seeds=[(seed * 1_000_003 + i) % (1 << 32) for i in range(len(prompts))])
+  session.extend(prompts)
+  return session.decode([max_new_tokens] * len(prompts), temperature, top_p, top_k, stop, eos).tokens

@@ -1,0 +1,172 @@
+"""The E-step's rollout: questions × n samples searched in batches, decode rounds on device, retrieval on host.
+
+Each round decodes every live trajectory until its assistant turn ends; the host parses the turns, sends
+all sub-queries of the round to the retriever in one `search` call, and appends the results (or the
+request for the final answer) to the KV cache, which keeps every earlier turn. A trajectory that cannot
+be parsed, runs out of steps or out of cache ends with its stop reason; nothing raises.
+"""
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from typing import Optional, Sequence
+
+import numpy as np
+from absl import logging
+
+from exsearch_jax import trajectory as tj
+from exsearch_jax.sampling import engine
+from exsearch_jax.sampling.chat import ChatFormat
+
+
+@dataclasses.dataclass(frozen=True)
+class RolloutConfig:
+  samples: int = 4            # trajectories per question (paper: 8)
+  max_steps: int = 6          # searches per trajectory (paper: 20)
+  retrieve_k: int = 10        # passages retrieved per sub-query (paper: 10)
+  shown: int = 3              # passages shown to the model (paper: 3)
+  step_tokens: int = 64       # new tokens per assistant turn (paper: 64)
+  answer_tokens: int = 32
+  capacity: int = 2048        # KV-cache slots per trajectory
+  batch_rows: int = 64        # trajectories decoded together
+  temperature: float = 0.8
+  top_p: float = 0.95
+  top_k: int = 0
+  seed: int = 0
+
+
+@dataclasses.dataclass
+class Trajectory:
+  question_id: str
+  sample: int
+  question: str
+  tokens: list
+  loss_mask: list             # True where the model wrote the token (the M-step trains on these)
+  logprobs: list              # log p of each model-written token when sampled (0.0 elsewhere)
+  prompt_length: int
+  steps: list = dataclasses.field(default_factory=list)  # [{"query", "retrieved_ids", "shown_ids", "fact"}]
+  answer: Optional[str] = None
+  stop_reason: str = ""       # answered | unparseable | step_budget | length | no_answer
+  golden_answers: Optional[list] = None
+  weight: Optional[float] = None
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+
+def row_seed(seed: int, question_id: str, sample: int) -> int:
+  """A trajectory's sampling seed: fixed by (seed, question, sample), whatever batch or device it runs on."""
+  return zlib.crc32(f"{seed}/{question_id}/{sample}".encode())
+
+
+class _Row:
+  def __init__(self, traj: Trajectory):
+    self.traj, self.answering, self.done = traj, False, False
+
+  def add(self, tokens, model_written: bool, logprobs=None):
+    self.traj.tokens += tokens
+    self.traj.loss_mask += [model_written] * len(tokens)
+    self.traj.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(tokens)
+
+  def finish(self, reason: str):
+    self.traj.stop_reason, self.done = reason, True
+
+
+def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: RolloutConfig):
+  """Records one assistant turn; returns ("search", query), ("answer", None) or None when the row ended."""
+  row.add(tokens, True, logprobs)
+  if reason == engine.BUDGET:
+    row.finish("no_answer" if row.answering else "length")
+    return None
+  text = chat.decode(tokens)
+  if row.answering:
+    row.traj.answer = text.strip()
+    row.finish("answered")
+    return None
+  try:
+    step = tj.parse_step(text, first=not row.traj.steps)
+  except tj.ParseError:
+    row.finish("unparseable")
+    return None
+  if row.traj.steps:
+    row.traj.steps[-1]["fact"] = step.fact
+  if step.action == "final":
+    return "answer", None
+  if len(row.traj.steps) >= cfg.max_steps:
+    row.finish("step_budget")
+    return None
+  row.traj.steps.append({"query": step.query, "retrieved_ids": [], "shown_ids": [], "fact": None})
+  return "search", step.query
+
+
+def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig, sharding, shards, progress,
+                   session_factory):
+  eot = chat.end_of_turn
+  stops = [chat.encode(tj.SEARCH), chat.encode(tj.FINAL)]
+  session = session_factory(model, len(rows), cfg.capacity, sharding=sharding, shards=shards,
+                            seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows])
+  session.extend([r.traj.tokens for r in rows])
+  while not all(r.done for r in rows):
+    budgets = [0 if r.done else cfg.answer_tokens if r.answering else cfg.step_tokens for r in rows]
+    result = session.decode(budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot])
+    actions = {}
+    for i, row in enumerate(rows):
+      if budgets[i]:
+        actions[i] = _handle_turn(row, result.tokens[i], result.logprobs[i], result.reasons[i], chat, cfg)
+    searching = [i for i, a in actions.items() if a and a[0] == "search"]
+    hits = retriever.search([actions[i][1] for i in searching], cfg.retrieve_k) if searching else []
+    answering = {i for i, a in actions.items() if a and a[0] == "answer"}
+    user_turns = {i: tj.answer_request(rows[i].traj.question) for i in answering}
+    for i, found in zip(searching, hits):
+      rows[i].traj.steps[-1]["retrieved_ids"] = [h.id for h in found]
+      rows[i].traj.steps[-1]["shown_ids"] = [h.id for h in found[:cfg.shown]]
+      user_turns[i] = tj.search_turn(found, cfg.shown)
+    appends = [None] * len(rows)
+    for i, text in sorted(user_turns.items()):
+      row, last = rows[i], result.tokens[i][-1]
+      forced = [] if last == eot else [eot]  # a turn cut at <SEARCH>/<FINAL> is closed for the model
+      turn = chat.user_turn(text)
+      if 1 + len(forced) + len(turn) + 1 > session.room(i):
+        row.finish("length")
+        continue
+      row.add(forced, False)
+      row.add(turn, False)
+      row.answering = i in answering
+      appends[i] = [last] + forced + turn
+    if any(appends):
+      session.extend(appends)
+    if progress is not None:
+      progress.update(sum(1 for i in actions if rows[i].done))
+
+
+def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: RolloutConfig, mesh=None,
+            progress: bool = False, session_factory=engine.DecodeSession) -> list[Trajectory]:
+  """Samples `cfg.samples` trajectories for each question ({"id", "question", optional "golden_answers"}).
+
+  Works with any retriever that has `search(queries, k) -> list[list[Hit]]` (in-process or HTTP client).
+  Trajectories come back in question order, samples in order. `session_factory` builds the decoder
+  state for a chunk (default `engine.DecodeSession`; tests pass a scripted policy with the same methods).
+  """
+  from exsearch_jax.sharding import batch_sharding
+  rows = [_Row(Trajectory(question_id=str(q["id"]), sample=s, question=q["question"], tokens=[], loss_mask=[],
+                          logprobs=[], prompt_length=0, golden_answers=q.get("golden_answers")))
+          for q in questions for s in range(cfg.samples)]
+  for row in rows:
+    row.add(chat.prompt(tj.question_turn(row.traj.question)), False)
+    row.traj.prompt_length = len(row.traj.tokens)
+  sharding = batch_sharding(mesh) if mesh is not None else None
+  shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+  chunk = cfg.batch_rows
+  bar = None
+  if progress:
+    from tqdm import tqdm
+    bar = tqdm(total=len(rows), desc="rollout", unit="traj")
+  before = engine.compiles["count"]
+  for start in range(0, len(rows), chunk):
+    _rollout_chunk(model, chat, retriever, rows[start:start + chunk], cfg, sharding, shards, bar,
+                   session_factory)
+  if bar is not None:
+    bar.close()
+  logging.info("rollout: %d trajectories, %d new compiled programs", len(rows), engine.compiles["count"] - before)
+  return [r.traj for r in rows]
+

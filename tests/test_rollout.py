@@ -1,0 +1,190 @@
+"""The rollout host loop: a scripted policy proves the protocol, a fuzzed one proves it never crashes,
+and a real (random) decoder gives the same trajectories on 8 devices as on 1."""
+import random
+
+import numpy as np
+import pytest
+
+from exsearch_jax import retrieval
+from exsearch_jax import trajectory as tj
+from exsearch_jax.data import world as W
+from exsearch_jax.models import DecoderConfig, init_model
+from exsearch_jax.models.word_tokenizer import build_word_tokenizer
+from exsearch_jax.sampling import engine
+from exsearch_jax.sampling.chat import ChatFormat
+from exsearch_jax.sampling.rollout import RolloutConfig, rollout
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory):
+  w = W.make_world(1, "tiny")
+  paths = W.write_world(w, str(tmp_path_factory.mktemp("world")))
+  retriever = retrieval.build(paths["corpus"], str(tmp_path_factory.mktemp("bm25")), kind="bm25", progress=False)
+  texts = [p["title"] + " " + p["text"] for p in w.passages] + [q["question"] for s in w.splits.values() for q in s]
+  texts.append(tj.answer_request("") + " Question: Title: Content: [1] [2] [3] (no results)")
+  return w, retriever, ChatFormat(build_word_tokenizer(texts))
+
+
+class CountingRetriever:
+  def __init__(self, inner):
+    self.inner, self.calls = inner, []
+
+  def search(self, queries, k):
+    self.calls.append(list(queries))
+    return self.inner.search(queries, k)
+
+
+class ScriptedSession:
+  """Stands in for `engine.DecodeSession`: `policy(row, history_tokens)` writes each assistant turn."""
+
+  def __init__(self, policy, rows, capacity, seeds, sharding=None, shards=1):
+    self.policy, self.capacity, self.history = policy, capacity, [[] for _ in range(rows)]
+
+  def extend(self, appends):
+    for r, tokens in enumerate(appends):
+      self.history[r] += tokens or []
+
+  def room(self, r):
+    return self.capacity - len(self.history[r])
+
+  def decode(self, budgets, temperature, top_p, top_k, stop, eos_token_ids):
+    tokens, reasons = [], []
+    for r, budget in enumerate(budgets):
+      out = self.policy(r, self.history[r])[:min(budget, self.room(r))] if budget else []
+      reason = 0
+      if out:
+        ends_stop = any(len(s) and out[-len(s):] == list(s) for s in stop)
+        reason = engine.EOS if out[-1] in eos_token_ids else engine.STOP if ends_stop else engine.BUDGET
+        self.history[r] += out[:-1]
+      tokens.append(out)
+      reasons.append(reason)
+    return engine.Round(tokens, [[-0.5] * len(t) for t in tokens], reasons)
+
+
+def _oracle_policy(chat, questions_by_text):
+  """Follows the world's decomposition, checking that each search result was inserted before it goes on."""
+  def policy(row, history):
+    text = chat.decode(history)
+    question = next(q for t, q in questions_by_text.items() if t in text)
+    steps = question["decomposition"]
+    done = text.count(tj.SEARCH)
+    if "please give the final answer" in text:
+      return chat.assistant_turn(question["golden_answers"][0])
+    if done:
+      assert "Title :" in text.rsplit(tj.SEARCH, 1)[1]  # the passages were appended
+    fact = steps[done - 1]["fact"] if done else None
+    query = steps[done]["query"] if done < len(steps) else None
+    return chat.assistant_turn(tj.assistant_step(fact, query))
+  return policy
+
+
+def test_scripted_policy_searches_exactly_when_asked_and_answers(world):
+  w, retriever, chat = world
+  questions = w.splits["dev"][:5]
+  counting = CountingRetriever(retriever)
+  cfg = RolloutConfig(samples=2, max_steps=6, shown=2, capacity=1024)
+  trajs = rollout(_oracle_policy(chat, {q["question"]: q for q in questions}), chat, counting, questions, cfg,
+                  session_factory=ScriptedSession)
+  assert len(trajs) == 10 and [t.sample for t in trajs[:2]] == [0, 1]
+  expected_calls = max(q["hops"] for q in questions)
+  assert len(counting.calls) == expected_calls  # one batched call per round, not one per query
+  assert sum(len(c) for c in counting.calls) == 2 * sum(q["hops"] for q in questions)
+  for t, q in zip(trajs, [q for q in questions for _ in range(2)]):
+    assert t.stop_reason == "answered" and t.answer == q["golden_answers"][0]
+    assert [s["query"] for s in t.steps] == [s["query"] for s in q["decomposition"]]
+    assert [s["fact"] for s in t.steps] == [s["fact"] for s in q["decomposition"]]
+    assert all(len(s["retrieved_ids"]) == cfg.retrieve_k and len(s["shown_ids"]) == 2 for s in t.steps)
+    assert len(t.tokens) == len(t.loss_mask) == len(t.logprobs)
+    written = [tok for tok, m in zip(t.tokens, t.loss_mask) if m]
+    assert chat.decode(written).count(tj.QUERY) == q["hops"]
+    assert "Title" not in chat.decode(written)  # passages are never model-written
+
+
+def _fixed_policy(chat, turn_text, answer_text=None, eot=True):
+  def policy(row, history):
+    text = turn_text if "please give the final answer" not in chat.decode(history) else answer_text
+    return chat.encode(text) + ([chat.end_of_turn] if eot else [])
+  return policy
+
+
+@pytest.mark.parametrize("policy_args,cfg_kwargs,reason", [
+    (("hello there",), {}, "unparseable"),
+    (("<QUERY> Who founded it ?",), {"max_steps": 3}, "step_budget"),
+    (("<QUERY> Who founded it ?",), {"max_steps": 50, "capacity": 160}, "length"),
+    (("<QUERY> " + "word " * 100,), {"step_tokens": 16}, "length"),
+])
+def test_bad_trajectories_end_with_their_stop_reason(world, policy_args, cfg_kwargs, reason):
+  w, retriever, chat = world
+  cfg = RolloutConfig(samples=1, **cfg_kwargs)
+  trajs = rollout(_fixed_policy(chat, *policy_args), chat, retriever, w.splits["dev"][:3], cfg,
+                  session_factory=ScriptedSession)
+  assert [t.stop_reason for t in trajs] == [reason] * 3
+  if reason == "step_budget":
+    assert all(len(t.steps) == 3 for t in trajs)
+
+
+def test_an_answer_that_never_ends_is_no_answer(world):
+  w, retriever, chat = world
+  policy = _fixed_policy(chat, "<QUERY> x <SEARCH>", None)
+  def answers_forever(row, history):
+    text = chat.decode(history)
+    if "please give the final answer" in text:
+      return chat.encode("yes " * 100)
+    return chat.encode("<FACT> born <FINAL>") if tj.SEARCH in text else policy(row, history)
+  trajs = rollout(answers_forever, chat, retriever, w.splits["dev"][:2], RolloutConfig(samples=1, answer_tokens=8),
+                  session_factory=ScriptedSession)
+  assert [t.stop_reason for t in trajs] == ["no_answer"] * 2
+  assert [(len(t.steps), t.steps[0]["fact"]) for t in trajs] == [(1, "born")] * 2
+
+
+def test_fuzzed_token_streams_never_crash_the_loop(world):
+  w, retriever, chat = world
+  rng = random.Random(0)
+  vocab = len(chat.tokenizer)
+  specials = chat.encode(" ".join(tj.TAGS)) + [chat.end_of_turn]
+
+  def noise(row, history):
+    return [rng.choice(specials) if rng.random() < 0.3 else rng.randrange(vocab) for _ in range(rng.randint(1, 40))]
+
+  trajs = rollout(noise, chat, retriever, w.splits["train"][:40], RolloutConfig(samples=4, max_steps=4, capacity=512),
+                  session_factory=ScriptedSession)
+  assert len(trajs) == 160
+  assert {t.stop_reason for t in trajs} <= {"answered", "unparseable", "step_budget", "length", "no_answer"}
+  assert all(len(t.tokens) == len(t.loss_mask) == len(t.logprobs) for t in trajs)
+
+
+def _tiny_decoder(chat, mesh=None):
+  config = DecoderConfig(vocab_size=len(chat.tokenizer), hidden_size=32, intermediate_size=64, num_layers=2,
+                         num_heads=4, num_kv_heads=2, head_dim=8, eos_token_id=chat.end_of_turn)
+  return init_model(config, mesh=mesh, seed=3)
+
+
+def test_real_decoder_rollout_is_seeded_and_equal_on_8_devices(world):
+  from exsearch_jax.sharding import make_mesh
+  w, retriever, chat = world
+  cfg = RolloutConfig(samples=2, max_steps=2, step_tokens=12, answer_tokens=6, capacity=256, batch_rows=8,
+                      temperature=1.0, top_p=0.95, seed=5)
+  questions = w.splits["dev"][:6]
+  one = rollout(_tiny_decoder(chat), chat, retriever, questions, cfg)
+  again = rollout(_tiny_decoder(chat), chat, retriever, questions, cfg)
+  mesh = make_mesh({"data": 8})
+  eight = rollout(_tiny_decoder(chat, mesh), chat, retriever, questions, cfg, mesh=mesh)
+  assert [t.tokens for t in one] == [t.tokens for t in again] == [t.tokens for t in eight]
+  assert len({tuple(t.tokens) for t in one}) == len(one)  # samples differ
+  for t in one:
+    assert all(lp <= 0.0 for lp in t.logprobs) and any(lp < 0 for lp in t.logprobs)
+
+
+def test_continuing_after_appended_text_equals_recomputing(world):
+  _, _, chat = world
+  model = _tiny_decoder(chat)
+  prompt = chat.prompt("Question: Who directed it ?")
+  session = engine.DecodeSession(model, 2, 256, seeds=[0, 1])
+  session.extend([prompt, prompt[:5]])
+  first = session.decode([7, 3], temperature=1.0)
+  appended = chat.user_turn("<SEARCH> [1] Title: A. Content: B.")
+  session.extend([[first.tokens[0][-1]] + appended, [first.tokens[1][-1]] + appended[:4]])
+  for row, (start, extra) in enumerate(((prompt, appended), (prompt[:5], appended[:4]))):
+    full = start + first.tokens[row] + extra
+    reference = np.asarray(model(np.array([full])))[0, -1]
+    np.testing.assert_allclose(np.asarray(session.last)[row], reference, atol=1e-4, rtol=1e-4)
