@@ -154,7 +154,7 @@ def test_batches_are_replayable_and_cover_every_example():
     np.testing.assert_array_equal(a.tokens, b.tokens)
   first_epoch = np.concatenate([b.weights.reshape(-1) for _, b in full[:5]])
   assert (first_epoch > 0).sum() == 36  # the zero-weight example is dropped, every other one seen once
-  assert all(b.tokens.shape[-1] % 128 == 0 for _, b in full)
+  assert all(b.tokens.shape[-1] % 64 == 0 for _, b in full)
 
 
 def test_learning_rate_schedule_warms_up_then_decays():

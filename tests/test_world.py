@@ -89,3 +89,13 @@ def test_one_hop_questions_use_each_relation(demo):
   used = {r for r in RELATIONS if any(q["question"].startswith(RELATIONS[r].question.split("{")[0])
                                       for q in questions)}
   assert len(used) >= 8
+
+
+def test_tfds_builder_serves_the_same_questions(tmp_path):
+  from exsearch_jax.data import load_split
+  from exsearch_jax.data.synthetic_world import world_config
+  dev = load_split("synthetic_world", "dev", data_dir=str(tmp_path), config=world_config("tiny", 3))
+  expected = W.make_world(3, "tiny").splits["dev"]
+  assert [q["question"] for q in dev] == [q["question"] for q in expected]
+  assert dev[0]["decomposition"] == [{k: s[k] for k in s} for s in expected[0]["decomposition"]]
+  assert dev[0]["supporting_ids"] == expected[0]["supporting_ids"] and dev[0]["hops"] == expected[0]["hops"]

@@ -51,7 +51,7 @@ class Batch:
     return int(self.attention_mask.sum())
 
 
-def pack(examples: Sequence[Example], micro_batches: int, rows: int, max_length: int, granularity: int = 128) -> Batch:
+def pack(examples: Sequence[Example], micro_batches: int, rows: int, max_length: int, granularity: int = 64) -> Batch:
   """Right-pads examples (cut to `max_length`) into one batch of `micro_batches` × `rows` sequences.
 
   The width is the longest example rounded up to `granularity`, so a run compiles a few widths only.

@@ -1,0 +1,56 @@
+"""Evaluate a searcher (an HF directory, e.g. a run's final_model, or a .gguf / asset:NAME) on a dataset:
+
+  python launch/eval.py --config=exsearch_jax/config.py:demo --workdir=runs/demo --model=runs/demo/final_model
+  python launch/eval.py --config=exsearch_jax/config.py:smollm2_135m --workdir=runs/nq \
+      --config.data.world_size= --config.data.corpus=wiki.jsonl --config.data.train=train.jsonl \
+      --config.data.dev=nq_dev.jsonl --config.retrieval.kind=scann
+
+Prints EM / F1 / Acc (greedy, one trajectory per question) and the search diagnostics, and writes
+<workdir>/eval_<name>.json and an HTML page of the trajectories.
+"""
+import json
+import os
+
+from absl import app, flags
+from ml_collections import config_flags
+
+_CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:demo", "Run config (data, retrieval).")
+_WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where the world / index live (built if missing).")
+_MODEL = flags.DEFINE_string("model", None, "HF directory, .gguf file or asset:NAME (default: config.model).")
+_NAME = flags.DEFINE_string("name", "model", "Name of this evaluation in the output files.")
+
+
+def main(argv):
+  del argv
+  from exsearch_jax.assets import resolve_checkpoint
+  from exsearch_jax.em import setup
+  from exsearch_jax.eval.runner import evaluate
+  from exsearch_jax.models import from_pretrained, load_tokenizer
+  from exsearch_jax.sampling import inspect
+  from exsearch_jax.sampling.chat import ChatFormat
+  from exsearch_jax.sampling.rollout import RolloutConfig
+
+  cfg = _CONFIG.value
+  os.makedirs(_WORKDIR.value, exist_ok=True)
+  data = setup.load_data(cfg, _WORKDIR.value)
+  retriever = setup.load_retriever(cfg, data.corpus_path, _WORKDIR.value)
+  if _MODEL.value:
+    path = resolve_checkpoint(_MODEL.value)
+    model, tokenizer = from_pretrained(path, dtype=cfg.model.dtype), load_tokenizer(path)
+  else:
+    tokenizer = setup.load_tokenizer_for(cfg, data, _WORKDIR.value)
+    model = setup.build_run_model(cfg, tokenizer, ChatFormat(tokenizer), None)
+  chat = ChatFormat(tokenizer)
+  metrics, trajectories = evaluate(model, chat, retriever, data.dev, RolloutConfig(**cfg.rollout.to_dict()),
+                                   progress=True)
+  out = os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.json")
+  with open(out, "w", encoding="utf-8") as f:
+    json.dump(metrics, f, indent=1)
+  passages = {p.id: {"title": p.title, "text": p.text} for p in retriever.passages}
+  inspect.write_html(trajectories, os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.html"), chat, passages)
+  print(json.dumps(metrics, indent=1))
+  print(f"EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f} on {metrics['n']} questions -> {out}")
+
+
+if __name__ == "__main__":
+  app.run(main)
