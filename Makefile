@@ -19,7 +19,7 @@ $(STAMP): setup.py
 install: $(STAMP)
 
 demo: install
-	$(BIN)/python launch/generate.py --config=exsearch_jax/config.py:smollm2_135m
+	$(BIN)/python launch/train.py --config=exsearch_jax/config.py:demo --workdir=runs/demo
 
 test: install
 	CI=$${CI:-} $(BIN)/python -m pytest -q tests
@@ -27,6 +27,8 @@ test: install
 bench: install
 	$(BIN)/python benchmarks/forward.py
 	$(BIN)/python benchmarks/retrieval.py
+	$(BIN)/python benchmarks/sampling.py
+	$(BIN)/python benchmarks/train_step.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -39,7 +39,10 @@ def _base() -> ml_collections.ConfigDict:
   # M-step (paper: lr 2e-6 cosine, warmup 0.1, 2 epochs, 256 sequences per batch, 8192-token cutoff)
   c.train = ml_collections.ConfigDict(dict(
       learning_rate=2e-6, warmup_ratio=0.1, weight_decay=0.0, grad_clip=1.0, batch_size=256, micro_batches=8,
-      max_length=8192, epochs=2, checkpoint_every=100))
+      max_length=8192, epochs=2, checkpoint_every=100,
+      # fresh AdamW moments per phase; a fresh Adam's first steps move every weight by ~lr, which a tiny
+      # model's few-example M-step does not survive, so the demo keeps its moments across phases
+      reset_optimizer=True))
   c.warmup = ml_collections.ConfigDict(dict(epochs=2, learning_rate=2e-6))
   # Stage 0: a from-scratch model's short "pre-training" (corpus + reading/copying on made-up facts); 0 = skip.
   c.stage0 = ml_collections.ConfigDict(dict(examples=0, epochs=1, learning_rate=1e-3, corpus_share=0.3))
@@ -55,11 +58,11 @@ def demo() -> ml_collections.ConfigDict:
   c.model.tokenizer = "word"  # a word-level tokenizer built from the world (names stay whole)
   c.rollout.update(dict(samples=4, max_steps=5, shown=2, step_tokens=32, answer_tokens=8, capacity=512,
                         batch_rows=256))
-  c.em.update(dict(iterations=3, weights="rejection", questions_per_iteration=1200, seed_trajectories=96))
-  c.train.update(dict(learning_rate=1e-3, batch_size=32, micro_batches=1, max_length=1024, epochs=1,
-                      checkpoint_every=50))
-  c.warmup.update(dict(epochs=6, learning_rate=1e-3))
-  c.stage0.update(dict(examples=6000, epochs=1, learning_rate=2e-3))
+  c.em.update(dict(iterations=3, weights="rejection", questions_per_iteration=400, seed_trajectories=96))
+  c.train.update(dict(learning_rate=3e-4, batch_size=32, micro_batches=1, max_length=512, epochs=2,
+                      checkpoint_every=50, reset_optimizer=False))
+  c.warmup.update(dict(epochs=25, learning_rate=1e-3))
+  c.stage0.update(dict(examples=20000, epochs=1, learning_rate=3e-3))
   return c
 
 

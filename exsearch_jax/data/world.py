@@ -175,6 +175,9 @@ def _draw_question(rng, size, facts, entities, by_kind, fact_passage, paths_by_h
     comparison = rng.choice(sorted(COMPARISONS))
     subject_kind = RELATIONS[COMPARISONS[comparison][0]].subject
     a, b = rng.sample(by_kind[subject_kind], 2)
+    if comparison == "same_birthplace" and rng.random() < 0.5:  # balance yes/no: "no" alone must not score
+      same = [p for p in by_kind[subject_kind] if p != a and facts[(p, "born_in")] == facts[(a, "born_in")]]
+      b = rng.choice(same) if same else b
     return _comparison_question(facts, entities, fact_passage, comparison, a, b)
   hops = 1 if kind == "single" else 2 if kind == "bridge" else rng.randint(3, size.max_hops)
   path = rng.choice(paths_by_hops[hops])

@@ -77,7 +77,7 @@ class EMRun:
                     "warmup": (cfg.warmup.epochs, cfg.warmup.learning_rate)}.get(phase, (tc.epochs, tc.learning_rate))
     total = sequences.steps_per_run(examples, tc.batch_size, epochs)
     start = position["step"] if position.get("phase") == key else 0
-    if start == 0:
+    if start == 0 and tc.reset_optimizer:
       self.trainer.reset_optimizer()
     bar = _bar(total, start, key, self.progress)
     losses = []
