@@ -1,6 +1,8 @@
-"""The sampler's shortcut: nucleus among the top CANDIDATES, a full sort for wider rows, same answers."""
+"""The sampler's shortcut: nucleus among the top CANDIDATES, then WIDE_CANDIDATES, then a full sort for
+wider rows; the same answers every way."""
 import jax
 import numpy as np
+import pytest
 
 from exsearch_jax.sampling import engine
 from exsearch_jax.sampling.engine import sample_logits
@@ -25,10 +27,12 @@ def _nucleus(row, top_p):
   return set(order[np.cumsum(p) - p < top_p].tolist())
 
 
-def test_wide_nucleus_is_sorted_in_full_and_exact():
+@pytest.mark.parametrize("wide", [engine.WIDE_CANDIDATES, 512])  # 512: the nucleus needs the full sort
+def test_wide_nucleus_is_exact(monkeypatch, wide):
+  monkeypatch.setattr(engine, "WIDE_CANDIDATES", wide)
   row = _flat_row()
   nucleus = _nucleus(row, 0.95)
-  assert len(nucleus) > 2 * engine.CANDIDATES
+  assert 2 * engine.CANDIDATES < len(nucleus) and (len(nucleus) > wide) == (wide == 512)
   keys = jax.random.split(jax.random.PRNGKey(0), 3000)
   tokens = np.asarray(sample_logits(np.tile(row, (3000, 1)), keys, 1.0, 0.95, 0))
   assert set(tokens.tolist()) <= nucleus
@@ -43,13 +47,15 @@ def test_a_row_does_not_depend_on_its_batch_or_path():
   assert together.tolist() == alone
 
 
-def test_candidates_and_full_sort_pick_the_same_token():
+def test_candidates_and_full_sort_pick_the_same_token(monkeypatch):
+  monkeypatch.setattr(engine, "WIDE_CANDIDATES", 1)  # never covers a 0.95 nucleus: always the full sort
   rows = np.stack([_peaked_row(s) for s in range(64)])
   keys = jax.random.split(jax.random.PRNGKey(2), 64)
   fast = np.asarray(sample_logits(rows, keys, 0.8, 0.95, 0))
   logits = jax.numpy.asarray(rows) / 0.8
   u = jax.vmap(jax.random.uniform)(keys)
-  slow = np.asarray(engine._sort_rows(logits, u, 0.95, np.ones(64, bool), np.zeros(64, np.int32)))
+  lse = jax.nn.logsumexp(logits, axis=-1)
+  slow = np.asarray(engine._wide_rows(logits, lse, u, 0.95, np.ones(64, bool), np.zeros(64, np.int32)))
   assert (fast == slow).all()
   for row, token in zip(rows, fast):
     assert token in _nucleus(row / 0.8, 0.95)
