@@ -17,11 +17,14 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Run directory: world, in
 def main(argv):
   del argv
   import jax
+  from absl import logging
   from exsearch_jax.em.loop import EMRun
   from exsearch_jax.models import save_pretrained
   from exsearch_jax.sharding import make_mesh
 
   started = time.time()
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)  # orbax and bm25s log every save at INFO; -v 0 brings them back
   cfg = _CONFIG.value
   mesh = make_mesh(cfg.mesh.train) if jax.device_count() > 1 else None
   run = EMRun(cfg, _WORKDIR.value, mesh=mesh)

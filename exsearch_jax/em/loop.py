@@ -134,6 +134,9 @@ class EMRun:
     stats.update(kind="estep", iteration=iteration, questions=len(questions), seconds=round(time.time() - started, 1))
     self.log.write(stats, iteration)
     logging.info("E-step %d: %s", iteration, json.dumps(stats))
+    print(f"[E-step] iteration {iteration}: {len(trajectories)} trajectories, {stats['correct_share']:.1%} correct, "
+          f"{stats['valid_share']:.1%} valid, {stats['examples']} weighted examples, ESS "
+          f"{stats['effective_sample_size']:.1f}, bound {stats['log_marginal_bound']:.3f}", flush=True)
 
   def _eval(self, iteration: int):
     started = time.time()
