@@ -1,5 +1,4 @@
 """Encoder: sentence-transformers parity for all-MiniLM-L6-v2, bounded compiles, mesh == no mesh, clear errors."""
-import math
 import os
 
 import jax
@@ -10,7 +9,7 @@ from jax.sharding import PartitionSpec
 
 from exsearch_jax.assets import asset_path
 from exsearch_jax.errors import CheckpointError
-from exsearch_jax.models.encoder import EncoderConfig, TextEncoder, load_encoder
+from exsearch_jax.models.encoder import EncoderConfig, TextEncoder, length_bucket, load_encoder
 from exsearch_jax.models.safetensors_io import SafetensorsFile, save_file
 from exsearch_jax.sharding import make_mesh
 
@@ -93,7 +92,7 @@ def test_compiles_bounded_and_order_restored(loaded, encoded):
   encoder, ours = encoded
   lengths = sorted(len(ids) for ids in loaded[1](TEXTS, truncation=True, max_length=256)["input_ids"])
   longest = [max(lengths[i:i + BATCH]) for i in range(0, len(lengths), BATCH)]  # batches of sorted texts
-  used = {min(max(16, 2 ** math.ceil(math.log2(n))), 256) for n in longest}
+  used = {length_bucket(n, 256) for n in longest}
   assert 1 <= encoder.compiles <= len(used) < len(longest), (encoder.compiles, sorted(used))
   before = encoder.compiles
   backwards = encoder.encode(TEXTS[::-1], batch_size=BATCH)  # same shapes, another order: no new program
@@ -102,6 +101,12 @@ def test_compiles_bounded_and_order_restored(loaded, encoded):
   alone = encoder.encode([TEXTS[2]])  # another batch composition and shape, same embedding
   np.testing.assert_allclose(alone[0], ours[2], atol=1e-5)
   assert encoder.encode([]).shape == (0, 384)
+
+
+def test_length_buckets():
+  assert [length_bucket(n, 256) for n in (0, 1, 16, 17, 33, 64, 65, 130, 256, 300)] == \
+      [16, 16, 16, 32, 48, 64, 80, 144, 256, 256]
+  assert [length_bucket(n, 512) for n in (257, 300, 512, 600)] == [320, 320, 512, 512]
 
 
 @pytest.mark.parametrize("shape", [{"data": 8}, {"data": 2, "fsdp": 2, "tensor": 2}])

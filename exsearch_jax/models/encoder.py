@@ -30,6 +30,7 @@ POOLING_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "
                  "pooling_mode_max_tokens": "max"}
 ST_MODULES = ("Transformer", "Pooling", "Normalize")  # sentence-transformers modules we reproduce
 MIN_BUCKET = 16
+CPU_BATCH = 8  # TextEncoder rows per call on CPU
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,14 +147,21 @@ class SelfAttention(nnx.Module):
     self.o = param(rngs, (h, d, e), ("heads", "head_dim", "embed"), std=std)
     self.o_bias = param(rngs, (e,), ("embed",))
 
-  def __call__(self, x, mask):
-    """x (B,T,E); mask (B,T) True at real tokens."""
-    q, k, v = (jnp.einsum("ble,ehd->blhd", x, getattr(self, n)[...]) + getattr(self, n + "_bias")[...]
-               for n in ("q", "k", "v"))
-    scores = jnp.einsum("bthd,bshd->bhts", q, k) * (q.shape[-1] ** -0.5)
-    probs = jax.nn.softmax(jnp.where(mask[:, None, None, :], scores, _MASKED), axis=-1)
-    out = jnp.einsum("bhts,bshd->bthd", probs, v)
-    return jnp.einsum("bthd,hde->bte", out, self.o[...]) + self.o_bias[...]
+  def __call__(self, x, bias):
+    """x (B,T,E); bias (B,1,1,T): 0 at real keys, _MASKED at padding.
+
+    Written for XLA CPU, where attention was ~60% of the forward: plain (B*T,E)@(E,E) projections, heads
+    major, and the softmax normalised after the value product (T*D divides, not T*T), which lets XLA
+    fuse the whole score-exp-value chain into one kernel.
+    """
+    b, t, e = x.shape
+    h, d = self.q.shape[1:]
+    q, k, v = ((x @ getattr(self, n)[...].reshape(e, h * d) + getattr(self, n + "_bias")[...].reshape(h * d))
+               .reshape(b, t, h, d).transpose(0, 2, 1, 3) for n in ("q", "k", "v"))
+    scores = (q * d ** -0.5) @ k.swapaxes(-1, -2) + bias
+    weights = jnp.exp(scores - scores.max(-1, keepdims=True))
+    out = ((weights @ v) / weights.sum(-1, keepdims=True)).transpose(0, 2, 1, 3).reshape(b, t, h * d)
+    return out @ self.o[...].reshape(h * d, e) + self.o_bias[...]
 
 
 class MLP(nnx.Module):
@@ -180,8 +188,8 @@ class Layer(nnx.Module):
     self.mlp = MLP(config, rngs)
     self.mlp_norm = LayerNorm(config.hidden_size, config.layer_norm_eps, rngs)
 
-  def __call__(self, x, mask):
-    x = self.attn_norm(x + self.attn(x, mask))
+  def __call__(self, x, bias):
+    x = self.attn_norm(x + self.attn(x, bias))
     return self.mlp_norm(x + self.mlp(x))
 
 
@@ -204,8 +212,9 @@ class BertEncoder(nnx.Module):
     x = (jnp.take(self.word[...], input_ids, axis=0) + self.position[...][None, :input_ids.shape[1]]
          + jnp.take(self.token_type[...], types, axis=0))
     x = self.embed_norm(x.astype(jnp.float32))
+    bias = jnp.where(mask, 0.0, _MASKED).astype(x.dtype)[:, None, None, :]
     for layer in self.layers:
-      x = layer(x, mask)
+      x = layer(x, bias)
     return x
 
   def __call__(self, input_ids, attention_mask, token_type_ids=None):
@@ -276,16 +285,14 @@ def load_encoder(path: str, mesh: Optional[Mesh] = None):
 
 
 def length_bucket(length: int, max_length: int) -> int:
-  """Padded length: powers of two (>= MIN_BUCKET) up to 64, then multiples of 64, at most `max_length`.
+  """Padded length: a multiple of 16 up to 256 tokens, of 64 beyond, at most `max_length`.
 
-  Passages of ~100 words (~140 tokens) pad to 192 rather than 256: a third less compute for one more shape.
+  Batches are length-sorted, so each pads only to its own longest row, rounded up: on 1,000 Wikipedia
+  passages (115-256 tokens) that wastes ~6% of the compute, against ~45% for the old power-of-two/64
+  grid, for a few more one-off compiles (~1s each on CPU).
   """
-  bucket = MIN_BUCKET
-  while bucket < min(length, 64):
-    bucket *= 2
-  if length > 64:
-    bucket = -(-length // 64) * 64
-  return min(bucket, max_length)
+  step = 16 if length <= 256 else 64
+  return min(max(-(-length // step) * step, MIN_BUCKET), max_length)
 
 
 class TextEncoder:
@@ -295,8 +302,11 @@ class TextEncoder:
   most once per length bucket; `compiles` counts traces.
   """
 
-  def __init__(self, model: BertEncoder, tokenizer, mesh: Optional[Mesh] = None):
+  def __init__(self, model: BertEncoder, tokenizer, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None):
     self.config = model.config
+    platform = (jax.devices() if mesh is None else mesh.devices.flat)[0].platform
+    # On CPU, 8 rows keep activations and (rows, heads, T, T) scores cache-sized: 64 took ~1.5x the CPU time.
+    self.batch_size = batch_size or (CPU_BATCH if platform == "cpu" else 64)
     self.tokenizer = tokenizer
     self.mesh = mesh
     self.compiles = 0
@@ -313,14 +323,14 @@ class TextEncoder:
     self._forward = jax.jit(forward, out_shardings=replicated)
 
   @classmethod
-  def from_pretrained(cls, path: str, mesh: Optional[Mesh] = None) -> "TextEncoder":
-    return cls(*load_encoder(path, mesh), mesh=mesh)
+  def from_pretrained(cls, path: str, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None) -> "TextEncoder":
+    return cls(*load_encoder(path, mesh), mesh=mesh, batch_size=batch_size)
 
   @property
   def dim(self) -> int:
     return self.config.hidden_size
 
-  def encode(self, texts: Sequence[str], batch_size: int = 64) -> np.ndarray:
+  def encode(self, texts: Sequence[str], batch_size: Optional[int] = None) -> np.ndarray:
     texts = list(texts)
     out = np.zeros((len(texts), self.dim), np.float32)
     if not texts:
@@ -328,8 +338,9 @@ class TextEncoder:
     max_len = self.config.max_seq_length
     ids = self.tokenizer(texts, truncation=True, max_length=max_len)["input_ids"]
     order = np.argsort([len(row) for row in ids], kind="stable")  # similar lengths share a batch
-    rows = min(batch_size, 1 << (len(texts) - 1).bit_length())  # powers of two: few shapes across calls
+    rows = min(batch_size or self.batch_size, 1 << (len(texts) - 1).bit_length())  # powers of two: few shapes
     rows = -(-rows // self._shards) * self._shards  # every data shard gets whole rows
+    pending = []
     for start in range(0, len(texts), rows):
       chunk = order[start:start + rows]
       length = length_bucket(max(len(ids[i]) for i in chunk), max_len)
@@ -339,5 +350,7 @@ class TextEncoder:
         batch_ids[r, :len(ids[i])], batch_mask[r, :len(ids[i])] = ids[i], 1
       placed = [jax.make_array_from_callback(a.shape, self._batch, lambda index, a=a: a[index])
                 for a in (batch_ids, batch_mask)]
-      out[chunk] = np.asarray(self._forward(self._state, *placed))[:len(chunk)]
+      pending.append((chunk, self._forward(self._state, *placed)))
+    for chunk, result in pending:  # dispatch is asynchronous: batches are prepared while earlier ones run
+      out[chunk] = np.asarray(result)[:len(chunk)]
     return out
