@@ -6,11 +6,14 @@ import pytest
 
 from exsearch_jax.sampling import inspect as ins
 from exsearch_jax.sampling.rollout import RolloutConfig, Trajectory, rollout
-from tests.test_rollout import ScriptedSession, _oracle_policy, world  # noqa: F401  (world is a fixture)
+from tests import test_rollout
+from tests.test_rollout import ScriptedSession, _oracle_policy
+
+world = test_rollout.world  # the tiny world, BM25 retriever and word-level chat, as a fixture
 
 
 @pytest.fixture(scope="module")
-def scripted(world):  # noqa: F811
+def scripted(world):
   w, retriever, chat = world
   questions = w.splits["dev"][:3]
   trajs = rollout(_oracle_policy(chat, {q["question"]: q for q in questions}), chat, retriever, questions,
@@ -20,7 +23,7 @@ def scripted(world):  # noqa: F811
   return trajs
 
 
-def test_jsonl_round_trips(world, scripted, tmp_path):  # noqa: F811
+def test_jsonl_round_trips(world, scripted, tmp_path):
   _, _, chat = world
   path = str(tmp_path / "t.jsonl")
   ins.write_jsonl(scripted, path, chat=chat)
@@ -33,7 +36,7 @@ def test_jsonl_round_trips(world, scripted, tmp_path):  # noqa: F811
   assert "text" not in json.loads(open(path).readline())
 
 
-def test_html_shows_questions_queries_facts_passages_and_weights(world, scripted, tmp_path):  # noqa: F811
+def test_html_shows_questions_queries_facts_passages_and_weights(world, scripted, tmp_path):
   w, _, chat = world
   path = str(tmp_path / "t.html")
   ins.write_html(scripted, path, chat, title="dev <3>")
@@ -54,7 +57,7 @@ def test_html_shows_questions_queries_facts_passages_and_weights(world, scripted
   assert html.escape(by_id[shown]["text"]) in with_corpus
 
 
-def test_model_text_is_escaped(world):  # noqa: F811
+def test_model_text_is_escaped(world):
   _, _, chat = world
   evil = "<script>alert(1)</script> <QUERY> x"
   traj = Trajectory(question_id="q<1>", sample=0, question="Is <b>this</b> bold?", tokens=chat.encode("a b"),
