@@ -3,7 +3,6 @@ chat format, model. Each piece is written into the workdir once and reused when 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 from typing import Optional
 
@@ -70,7 +69,7 @@ def load_tokenizer_for(cfg, data: RunData, workdir: str):
     return load_tokenizer(path)
   from exsearch_jax import trajectory as tj
   from exsearch_jax.models.word_tokenizer import build_word_tokenizer
-  texts = [json.loads(line)["title"] + " " + json.loads(line)["text"] for line in open(data.corpus_path)]
+  texts = [f"{p.title} {p.text}" for p in retrieval.read_corpus(data.corpus_path)]
   for q in data.train + data.dev + data.seeds:
     texts += [q["question"]] + list(q["golden_answers"]) + [s["fact"] for s in q.get("decomposition", [])]
   texts.append(tj.answer_request("") + " Question: Title: Content: [1] [2] [3] (no results) yes no "

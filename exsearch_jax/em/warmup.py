@@ -40,11 +40,15 @@ def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrie
   return out
 
 
-def _reading_task(rng: random.Random, world, chat, shown: int) -> Example:
-  """A one-hop search over a made-up fact: copy the name into the query, read the fact off a passage."""
+def _names_by_kind(world) -> dict:
   by_kind = {}
-  for eid, e in world.entities.items():
+  for e in world.entities.values():
     by_kind.setdefault(e["kind"], []).append(e["name"])
+  return by_kind
+
+
+def _reading_task(rng: random.Random, by_kind: dict, chat, shown: int) -> Example:
+  """A one-hop search over a made-up fact: copy the name into the query, read the fact off a passage."""
   rel = rng.choice(sorted(RELATIONS.values(), key=lambda r: r.name))
   subject = rng.choice(by_kind[rel.subject])
   obj = str(rng.randint(1850, 2020)) if rel.object == "year" else rng.choice(by_kind[rel.object])
@@ -61,11 +65,10 @@ def _reading_task(rng: random.Random, world, chat, shown: int) -> Example:
   return Example(tuple(tokens), tuple(mask), 1.0)
 
 
-def _restating_task(rng: random.Random, world, chat, paths) -> Example:
+def _restating_task(rng: random.Random, by_kind: dict, chat, paths) -> Example:
   """Name the entity a (made-up) multi-hop question starts from."""
   path = rng.choice(paths)
-  names = [e["name"] for e in world.entities.values() if e["kind"] == RELATIONS[path[0]].subject]
-  name = rng.choice(names)
+  name = rng.choice(by_kind[RELATIONS[path[0]].subject])
   question = chain_question(path, name)
   tokens, mask = chat.conversation([
       {"role": "user", "content": f"Which name does this question start from? {question}"},
@@ -77,6 +80,7 @@ def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_s
   """`count` examples: corpus passages (plain next-token), reading tasks and restating tasks."""
   rng = random.Random(seed)
   paths = [p for p in chains(4) if len(p) > 1]
+  by_kind = _names_by_kind(world)
   out = []
   for _ in range(count):
     u = rng.random()
@@ -85,7 +89,7 @@ def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_s
       tokens = chat.encode(f"Title: {p['title']}. Content: {p['text']}")
       out.append(Example(tuple(tokens), (True,) * len(tokens), 1.0))
     elif u < corpus_share + (1 - corpus_share) * 0.7:
-      out.append(_reading_task(rng, world, chat, shown))
+      out.append(_reading_task(rng, by_kind, chat, shown))
     else:
-      out.append(_restating_task(rng, world, chat, paths))
+      out.append(_restating_task(rng, by_kind, chat, paths))
   return out
