@@ -25,6 +25,8 @@ def _base() -> ml_collections.ConfigDict:
   c.mesh = ml_collections.ConfigDict()
   c.mesh.sample = ml_collections.ConfigDict(dict(data=-1, fsdp=1, tensor=1))
   c.mesh.train = ml_collections.ConfigDict(dict(data=1, fsdp=-1, tensor=1))
+  # Multi-host: degrees across TPU slices or hosts (DCN); any degree > 1 makes mesh.train the shape inside one.
+  c.mesh.dcn = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1))
   c.generation = ml_collections.ConfigDict(dict(max_new_tokens=64, temperature=0.0, top_p=1.0, top_k=0))
   # Data: the synthetic world (world_size set) or FlashRAG-format files (corpus/train/dev paths).
   c.data = ml_collections.ConfigDict(dict(
