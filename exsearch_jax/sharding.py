@@ -32,29 +32,83 @@ LOGICAL_AXIS_RULES: tuple = (
 )
 
 
+def _sizes(shape: Mapping[str, int], count: int, what: str = "mesh", unit: str = "devices", note: str = "") -> list[int]:
+  """Axis sizes of `shape` over `count` devices (or slices, processes); one entry may be -1."""
+  unknown = set(shape) - set(MESH_AXES)
+  if unknown:
+    raise ConfigError(f"{what}: unknown axes {sorted(unknown)}; the axes are {MESH_AXES}")
+  sizes = [int(shape.get(axis, 1)) for axis in MESH_AXES]
+  named = lambda: dict(zip(MESH_AXES, sizes))  # noqa: E731
+  if sizes.count(-1) > 1 or any(s == 0 or s < -1 for s in sizes):
+    raise ConfigError(f"{what}: sizes {named()} must be positive, with at most one -1")
+  known = math.prod(s for s in sizes if s != -1)
+  if -1 in sizes:
+    if count % known:
+      raise ConfigError(f"{what}: {named()} cannot fill {count} {unit}")
+    sizes[sizes.index(-1)] = count // known
+  if math.prod(sizes) != count:
+    raise ConfigError(f"{what}: {named()} needs {math.prod(sizes)} {unit}, but {count} are visible{note}")
+  return sizes
+
+
+def _mesh(grid) -> Mesh:
+  return Mesh(grid, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))
+
+
 def make_mesh(shape: Mapping[str, int], devices: Optional[Sequence] = None) -> Mesh:
   """Builds a (data, fsdp, tensor) mesh; one entry may be -1 to take the remaining devices."""
   devices = list(jax.devices() if devices is None else devices)
-  unknown = set(shape) - set(MESH_AXES)
-  if unknown:
-    raise ConfigError(f"mesh: unknown axes {sorted(unknown)}; the axes are {MESH_AXES}")
-  sizes = [int(shape.get(axis, 1)) for axis in MESH_AXES]
-  if sizes.count(-1) > 1 or any(s == 0 or s < -1 for s in sizes):
-    raise ConfigError(f"mesh: sizes {dict(zip(MESH_AXES, sizes))} must be positive, with at most one -1")
-  known = math.prod(s for s in sizes if s != -1)
-  if -1 in sizes:
-    if len(devices) % known:
-      raise ConfigError(f"mesh: {dict(zip(MESH_AXES, sizes))} cannot fill {len(devices)} devices")
-    sizes[sizes.index(-1)] = len(devices) // known
-  if math.prod(sizes) != len(devices):
-    raise ConfigError(f"mesh: {dict(zip(MESH_AXES, sizes))} needs {math.prod(sizes)} devices, "
-                      f"but {len(devices)} are visible ({devices[0].platform})")
+  sizes = _sizes(shape, len(devices), note=f" ({devices[0].platform})")
   try:
     from jax.experimental import mesh_utils
     grid = mesh_utils.create_device_mesh(sizes, devices=devices)
   except (AssertionError, ValueError, NotImplementedError):
     grid = np.asarray(devices).reshape(sizes)
-  return Mesh(grid, MESH_AXES, axis_types=(AxisType.Auto,) * len(MESH_AXES))
+  return _mesh(grid)
+
+
+def train_mesh(mesh_cfg) -> Optional[Mesh]:
+  """The M-step mesh: None on one device; `mesh.train` over every device; or, when `mesh.dcn` has a degree
+  above 1, a hybrid mesh with `mesh.train` inside each granule (a TPU slice, else a process: fast ICI/NVLink)
+  and `mesh.dcn` across granules (the slower data-center network), so an axis's collectives stay inside
+  a granule wherever the degrees allow."""
+  devices = jax.devices()
+  dcn = dict(mesh_cfg.get("dcn") or {})
+  if all(int(v) == 1 for v in dcn.values()):
+    return make_mesh(mesh_cfg.train) if len(devices) > 1 else None
+  by_slice = len({getattr(d, "slice_index", 0) for d in devices}) > 1
+  granules = len({d.slice_index if by_slice else d.process_index for d in devices})
+  dcn_sizes = _sizes(dcn, granules, "mesh.dcn", "slices" if by_slice else "processes")
+  ici_sizes = _sizes(mesh_cfg.train, len(devices) // granules, "mesh.train (per granule)")
+  from jax.experimental import mesh_utils
+  return _mesh(mesh_utils.create_hybrid_device_mesh(ici_sizes, dcn_sizes, devices, process_is_granule=not by_slice))
+
+
+def sampling_meshes(shape: Mapping[str, int]) -> tuple[Mesh, Mesh]:
+  """(global, local): `shape` over this process's devices (local), and every process's such mesh stacked
+  along `data` (global). No weight shards over `data`, so under the global mesh each process holds a
+  whole copy of the model and can sample on its own."""
+  grids = [make_mesh(shape, [d for d in jax.devices() if d.process_index == p]).devices
+           for p in range(jax.process_count())]
+  local = _mesh(grids[jax.process_index()])
+  return (_mesh(np.concatenate(grids, axis=0)) if len(grids) > 1 else local), local
+
+
+def host_local_copy(state: nnx.State, meshes: tuple[Mesh, Mesh]) -> nnx.State:
+  """`state`, resharded for the sampling meshes, as arrays on this process's devices only: jitted code on
+  it runs on this process alone, so processes roll out different questions at their own pace."""
+  global_mesh, local_mesh = meshes
+  moved = jax.device_put(state, state_shardings(state, global_mesh))
+  if global_mesh is local_mesh:
+    return moved
+
+  def local(x):
+    sharding = NamedSharding(local_mesh, x.sharding.spec)
+    shards = {s.device: s.data for s in x.addressable_shards}
+    return jax.make_array_from_single_device_arrays(
+        x.shape, sharding, [shards[d] for d in sharding.addressable_devices_indices_map(x.shape)])
+
+  return jax.tree.map(local, moved)
 
 
 def logical_to_spec(logical_axes: Sequence[Optional[str]], shape: Sequence[int], mesh: Mesh,
