@@ -6,7 +6,7 @@
       --config.data.dev=nq_dev.jsonl --config.retrieval.kind=scann
 
 Prints EM / F1 / Acc (greedy, one trajectory per question) and the search diagnostics, and writes
-<workdir>/eval_<name>.json and an HTML page of the trajectories.
+<workdir>/eval_<name>.json and an HTML page of the trajectories. Multi-process flags as in launch/train.py.
 """
 import json
 import os
@@ -14,14 +14,23 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
+from exsearch_jax import distributed
+
 _CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:demo", "Run config (data, retrieval).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where the world / index live (built if missing).")
 _MODEL = flags.DEFINE_string("model", None, "HF directory, .gguf file or asset:NAME (default: config.model).")
 _NAME = flags.DEFINE_string("name", "model", "Name of this evaluation in the output files.")
+distributed.define_flags()
 
 
 def main(argv):
   del argv
+  with distributed.session():  # several processes: each answers its share of the questions
+    _evaluate()
+
+
+def _evaluate():
+  import jax
   from exsearch_jax.assets import resolve_checkpoint
   from exsearch_jax.em import setup
   from exsearch_jax.eval.runner import evaluate
@@ -29,20 +38,25 @@ def main(argv):
   from exsearch_jax.sampling import inspect
   from exsearch_jax.sampling.chat import ChatFormat
   from exsearch_jax.sampling.rollout import RolloutConfig
+  from exsearch_jax.sharding import sampling_meshes
 
   cfg = _CONFIG.value
   os.makedirs(_WORKDIR.value, exist_ok=True)
-  data = setup.load_data(cfg, _WORKDIR.value)
-  retriever = setup.load_retriever(cfg, data.corpus_path, _WORKDIR.value)
-  if _MODEL.value:
-    path = resolve_checkpoint(_MODEL.value)
-    model, tokenizer = from_pretrained(path, dtype=cfg.model.dtype), load_tokenizer(path)
-  else:
-    tokenizer = setup.load_tokenizer_for(cfg, data, _WORKDIR.value)
-    model = setup.build_run_model(cfg, tokenizer, ChatFormat(tokenizer), None)
+  path = resolve_checkpoint(_MODEL.value) if _MODEL.value else None
+  with distributed.primary_first("exsearch-setup"):
+    data = setup.load_data(cfg, _WORKDIR.value)
+    retriever = setup.load_retriever(cfg, data.corpus_path, _WORKDIR.value)
+    tokenizer = load_tokenizer(path) if path else setup.load_tokenizer_for(cfg, data, _WORKDIR.value)
   chat = ChatFormat(tokenizer)
+  mesh = sampling_meshes(cfg.mesh.sample)[1] if jax.local_device_count() > 1 else None  # this process's devices
+  if path:
+    model = from_pretrained(path, dtype=cfg.model.dtype, mesh=mesh)
+  else:
+    model = setup.build_run_model(cfg, tokenizer, chat, mesh)
   metrics, trajectories = evaluate(model, chat, retriever, data.dev, RolloutConfig(**cfg.rollout.to_dict()),
-                                   progress=True)
+                                   mesh=mesh, progress=distributed.is_primary())
+  if not distributed.is_primary():
+    return
   out = os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.json")
   with open(out, "w", encoding="utf-8") as f:
     json.dump(metrics, f, indent=1)

@@ -4,32 +4,51 @@
   python launch/train.py --config=exsearch_jax/config.py:demo --config.em.iterations=5 --config.em.weights=paper
 
 Re-running the same command with the same --workdir resumes from the last checkpoint.
+
+Several processes (TPU pod workers, GPU hosts, SLURM tasks) run the same command; the process group comes
+from --coordinator_address/--num_processes/--process_id, JAX_COORDINATOR_ADDRESS/JAX_NUM_PROCESSES/
+JAX_PROCESS_ID, SLURM or the TPU pod (see README "Multi-host"), e.g. two local CPU processes:
+
+  python launch/train.py --config=... --workdir=runs/mh --coordinator_address=localhost:12355 \
+      --num_processes=2 --process_id=0     # and --process_id=1 in a second shell
 """
 import time
 
 from absl import app, flags
 from ml_collections import config_flags
 
+from exsearch_jax import distributed
+
 _CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:demo", "Run config (preset).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Run directory: world, index, checkpoints, metrics, plots.")
+distributed.define_flags()
 
 
 def main(argv):
   del argv
-  import jax
   from absl import logging
-  from exsearch_jax.em.loop import EMRun
-  from exsearch_jax.models import save_pretrained
-  from exsearch_jax.sharding import make_mesh
 
   started = time.time()
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)  # orbax and bm25s log every save at INFO; -v 0 brings them back
-  cfg = _CONFIG.value
-  mesh = make_mesh(cfg.mesh.train) if jax.device_count() > 1 else None
-  run = EMRun(cfg, _WORKDIR.value, mesh=mesh)
+  with distributed.session():
+    summary, primary = _train(), distributed.is_primary()
+  if primary:
+    _report(summary, started)
+
+
+def _train() -> dict:
+  from exsearch_jax.em.loop import EMRun
+  from exsearch_jax.models import save_pretrained
+  from exsearch_jax.sharding import train_mesh
+
+  run = EMRun(_CONFIG.value, _WORKDIR.value, mesh=train_mesh(_CONFIG.value.mesh))
   summary = run.run()
   save_pretrained(run.trainer.model(), f"{_WORKDIR.value}/final_model", tokenizer=run.tokenizer)
+  return summary
+
+
+def _report(summary: dict, started: float):
   print("\n" + summary["table"])
   if "em_gain" in summary:
     low, high = summary["em_gain_95ci"]

@@ -7,38 +7,16 @@ import jax
 import numpy as np
 import pytest
 
-from exsearch_jax.config import get_config
 from exsearch_jax.em.loop import EMRun, RunHalted, phases
-
-
-def tiny_config():
-  cfg = get_config("demo")
-  cfg.data.world_size = "tiny"
-  cfg.model.init.update(dict(hidden_size=32, intermediate_size=64, num_layers=2, num_heads=2, num_kv_heads=1,
-                             head_dim=16))
-  cfg.rollout.update(dict(samples=2, max_steps=3, step_tokens=16, answer_tokens=6, capacity=512, batch_rows=32))
-  cfg.em.update(dict(iterations=2, weights="uniform", questions_per_iteration=12, seed_trajectories=16))
-  cfg.train.update(dict(batch_size=4, micro_batches=2, max_length=512, checkpoint_every=2, learning_rate=3e-3))
-  cfg.warmup.update(dict(epochs=40, learning_rate=1e-2))  # enough for the tiny model to write parseable turns
-  cfg.stage0.update(dict(examples=16, learning_rate=3e-3))
-  cfg.data.dev_limit = 0
-  return cfg
+from tests.tiny_config import get_config as tiny_config
 
 
 def _params(run):
   return [np.asarray(x) for x in jax.tree.leaves(run.params())]
 
 
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-  workdir = str(tmp_path_factory.mktemp("reference"))
-  run = EMRun(tiny_config(), workdir, progress=False)
-  summary = run.run()
-  return workdir, summary, _params(run)
-
-
-def test_run_writes_metrics_trajectories_and_plot(reference):
-  workdir, summary, _ = reference
+def test_run_writes_metrics_trajectories_and_plot(tiny_run):
+  workdir, summary, _ = tiny_run
   rows = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
   evals = [r for r in rows if r["kind"] == "eval"]
   assert [r["iteration"] for r in evals] == [0, 1, 2]
@@ -54,8 +32,8 @@ def test_run_writes_metrics_trajectories_and_plot(reference):
 
 
 @pytest.mark.parametrize("halt_at", [("eval/1", None), ("mstep/2", 2)], ids=["after-iteration-1", "mid-m-step"])
-def test_killed_run_resumes_to_identical_parameters(reference, tmp_path, halt_at):
-  _, _, expected = reference
+def test_killed_run_resumes_to_identical_parameters(tiny_run, tmp_path, halt_at):
+  _, _, expected = tiny_run
   workdir = str(tmp_path)
   with pytest.raises(RunHalted):
     EMRun(tiny_config(), workdir, progress=False).run(halt_at=halt_at)

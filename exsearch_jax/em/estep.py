@@ -1,5 +1,8 @@
 """The E-step: score log p(y*|x,z) for every sampled trajectory in batched jitted passes, weight them, and
-turn them into M-step examples (the trajectory with the gold answer)."""
+turn them into M-step examples (the trajectory with the gold answer).
+
+Scoring and weighing are apart because a multi-process run scores each process's share of the
+trajectories and then weighs all of them together (weights are normalised per question)."""
 from __future__ import annotations
 
 from typing import Sequence
@@ -46,11 +49,15 @@ def _answer_start(example: Example) -> int:
   return i
 
 
-def e_step(model, chat, trajectories, scheme: str, guard: float = 0.0, rows: int = 64,
-           max_length: int = 4096) -> tuple[list[Example], dict]:
-  """Weights every trajectory (stored on it as `.weight`) and returns the weighted M-step examples."""
+def score_trajectories(model, chat, trajectories, rows: int = 64, max_length: int = 4096):
+  """log p(y*|x,z) and the gold answer's token count per trajectory (NaN / 0 when it never reached the answer)."""
+  return score(model, gold_examples(trajectories, chat), rows, max_length)
+
+
+def weigh(chat, trajectories, logp: np.ndarray, count: np.ndarray, scheme: str,
+          guard: float = 0.0) -> tuple[list[Example], dict]:
+  """Weights every scored trajectory (stored on it as `.weight`) and returns the weighted M-step examples."""
   examples = gold_examples(trajectories, chat)
-  logp, count = score(model, examples, rows, max_length)
   correct = np.array([bool(t.answer) and metrics.exact_match(t.answer, t.golden_answers or []) > 0
                       for t in trajectories])
   valid = np.array([W.is_valid(t) for t in trajectories]) & np.array([e is not None for e in examples])
@@ -63,3 +70,4 @@ def e_step(model, chat, trajectories, scheme: str, guard: float = 0.0, rows: int
       kept.append(Example(e.tokens, e.loss_mask, float(w)))
   stats["examples"] = len(kept)
   return kept, stats
+

@@ -5,6 +5,11 @@ The run is a fixed list of phases. A checkpoint is written after every phase and
 the position (phases done, phase in progress, step inside it). E-step results are written to the
 workdir before the phase counts as done, so a killed run resumes exactly where it stopped and, given
 the seed, reaches bit-identical parameters.
+
+Multi-process runs take the same path: each process rolls out and scores its share of the questions on
+its own devices (a whole copy of the model under `mesh.sample`), all processes gather every trajectory,
+so the E-step weights, the M-step's global batches and the parameters are the same everywhere; process 0
+alone writes the workdir's files, and orbax writes one checkpoint from all of them.
 """
 from __future__ import annotations
 
@@ -14,18 +19,21 @@ import os
 import time
 from typing import Optional
 
-import jax
 import numpy as np
 from absl import logging
+from flax import nnx
 
+from exsearch_jax import distributed
 from exsearch_jax.checkpoint import RunCheckpoints
 from exsearch_jax.em import report, sequences, setup, warmup
-from exsearch_jax.em.estep import e_step
+from exsearch_jax.em.estep import score_trajectories, weigh
 from exsearch_jax.em.train_step import Trainer, learning_rate, make_optimizer
+from exsearch_jax.errors import ConfigError
 from exsearch_jax.eval.runner import bootstrap_gain, evaluate, per_question_correct
 from exsearch_jax.sampling import inspect
 from exsearch_jax.sampling.chat import ChatFormat
 from exsearch_jax.sampling.rollout import RolloutConfig, rollout
+from exsearch_jax.sharding import host_local_copy, sampling_meshes
 
 
 _ORDER_STREAM = {"stage0": 1000, "warmup": 1001}  # shuffling streams apart from the M-step iterations
@@ -44,17 +52,26 @@ def phases(cfg) -> list[str]:
 
 class EMRun:
   def __init__(self, cfg, workdir: str, mesh=None, progress: bool = True):
-    self.cfg, self.workdir, self.mesh, self.progress = cfg, workdir, mesh, progress
+    """`mesh`: the training mesh (None: one device); sampling then uses `cfg.mesh.sample` on each process."""
+    self.cfg, self.workdir, self.mesh = cfg, workdir, mesh
+    self.progress = progress and distributed.is_primary()
+    self.sample_meshes = sampling_meshes(cfg.mesh.sample) if mesh is not None else None
+    rows = cfg.train.batch_size // cfg.train.micro_batches
+    shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
+    if rows % shards:
+      raise ConfigError(f"train.batch_size / train.micro_batches = {rows} rows per micro-batch must be a multiple of "
+                        f"the training mesh's data x fsdp = {shards}")
     os.makedirs(workdir, exist_ok=True)
-    self.data = setup.load_data(cfg, workdir)
-    self.retriever = setup.load_retriever(cfg, self.data.corpus_path, workdir)
-    self.tokenizer = setup.load_tokenizer_for(cfg, self.data, workdir)
+    with distributed.primary_first("exsearch-setup"):  # on a shared disk the others reuse what process 0 built
+      self.data = setup.load_data(cfg, workdir)
+      self.retriever = setup.load_retriever(cfg, self.data.corpus_path, workdir)
+      self.tokenizer = setup.load_tokenizer_for(cfg, self.data, workdir)
     self.chat = ChatFormat(self.tokenizer)
     model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
     self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh)
     self.rollout_cfg = RolloutConfig(**cfg.rollout.to_dict(), seed=cfg.seed)
     self.checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
-    self.log = report.MetricsLog(workdir, enabled=jax.process_index() == 0)
+    self.log = report.MetricsLog(workdir, enabled=distributed.is_primary())
     self.passages = {p.id: {"title": p.title, "text": p.text} for p in self.retriever.passages}
 
   # ---- training phases -------------------------------------------------------------------------
@@ -66,6 +83,9 @@ class EMRun:
     if phase == "warmup":
       return warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
                                   self.rollout_cfg.retrieve_k)
+    return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None)
+
+  def _read_examples(self, iteration: int) -> list:
     with open(self._estep_path(iteration), encoding="utf-8") as f:
       return [sequences.Example.from_json(json.loads(line)) for line in f]
 
@@ -113,14 +133,32 @@ class EMRun:
     picks = [(iteration - 1) * per + j for j in range(per)]
     return [train[order[p % len(train)]] for p in picks]
 
+  def _sampler(self):
+    """The current model on this process's devices alone (the sampling mesh), for rollouts and scoring."""
+    if self.sample_meshes is None:
+      return self.trainer.model()
+    return nnx.merge(self.trainer.graphdef, host_local_copy(self.trainer.state.params, self.sample_meshes))
+
+  def _sample_mesh(self):
+    return None if self.sample_meshes is None else self.sample_meshes[1]
+
   def _estep(self, iteration: int):
     started = time.time()
     questions = self._questions_for(iteration)
     cfg = dataclasses.replace(self.rollout_cfg, seed=self.cfg.seed * 1000 + iteration)
-    trajectories = rollout(self.trainer.model(), self.chat, self.retriever, questions, cfg, mesh=self.mesh,
-                           progress=self.progress)
-    examples, stats = e_step(self.trainer.model(), self.chat, trajectories, self.cfg.em.weights, self.cfg.em.guard,
-                             max_length=self.cfg.train.max_length)
+    model = self._sampler()
+    mine = rollout(model, self.chat, self.retriever, distributed.share(questions), cfg, mesh=self._sample_mesh(),
+                   progress=self.progress)
+    logp, count = score_trajectories(model, self.chat, mine, max_length=self.cfg.train.max_length)
+    scored = distributed.gather_shares(list(zip(mine, logp, count)), len(questions), cfg.samples)
+    trajectories = [t for t, _, _ in scored]
+    examples, stats = weigh(self.chat, trajectories, np.array([x[1] for x in scored]),
+                            np.array([x[2] for x in scored]), self.cfg.em.weights, self.cfg.em.guard)
+    stats.update(kind="estep", iteration=iteration, questions=len(questions), seconds=round(time.time() - started, 1))
+    if distributed.is_primary():
+      self._write_estep(iteration, trajectories, examples, stats)
+
+  def _write_estep(self, iteration: int, trajectories, examples, stats):
     directory = os.path.dirname(self._estep_path(iteration))
     os.makedirs(directory, exist_ok=True)
     inspect.write_jsonl(trajectories, os.path.join(directory, "trajectories.jsonl"), self.chat)
@@ -131,7 +169,6 @@ class EMRun:
       for e in examples:
         f.write(json.dumps(e.to_json()) + "\n")
     os.replace(tmp, self._estep_path(iteration))
-    stats.update(kind="estep", iteration=iteration, questions=len(questions), seconds=round(time.time() - started, 1))
     self.log.write(stats, iteration)
     logging.info("E-step %d: %s", iteration, json.dumps(stats))
     print(f"[E-step] iteration {iteration}: {len(trajectories)} trajectories, {stats['correct_share']:.1%} correct, "
@@ -141,8 +178,10 @@ class EMRun:
   def _eval(self, iteration: int):
     started = time.time()
     questions = self.data.dev
-    metrics, trajectories = evaluate(self.trainer.model(), self.chat, self.retriever, questions, self.rollout_cfg,
-                                     mesh=self.mesh, progress=self.progress)
+    metrics, trajectories = evaluate(self._sampler(), self.chat, self.retriever, questions, self.rollout_cfg,
+                                     mesh=self._sample_mesh(), progress=self.progress)
+    if not distributed.is_primary():
+      return
     directory = os.path.join(self.workdir, "eval", str(iteration))
     os.makedirs(directory, exist_ok=True)
     inspect.write_html(trajectories[:100], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
@@ -181,6 +220,9 @@ class EMRun:
     return self.summary()
 
   def summary(self) -> dict:
+    """The dev-EM table, gain and plot (process 0; the others, which write nothing, get an empty table)."""
+    if not distributed.is_primary():
+      return {"table": "", "evals": []}
     rows = report.latest_per_iteration(self.log.read("eval"))
     out = {"table": report.table(rows), "evals": rows}
     if len(rows) > 1:
@@ -188,11 +230,9 @@ class EMRun:
       last = np.load(os.path.join(self.workdir, "eval", str(rows[-1]["iteration"]), "correct.npy"))
       out["em_gain"] = float((last.mean() - first.mean()) * 100)
       out["em_gain_95ci"] = bootstrap_gain(first, last)
-      if jax.process_index() == 0:
-        report.plot(rows, os.path.join(self.workdir, "em_curve.png"), title="dev EM over EM iterations")
-    if jax.process_index() == 0:
-      with open(os.path.join(self.workdir, "summary.json"), "w", encoding="utf-8") as f:
-        json.dump({k: v for k, v in out.items() if k != "table"}, f, indent=1)
+      report.plot(rows, os.path.join(self.workdir, "em_curve.png"), title="dev EM over EM iterations")
+    with open(os.path.join(self.workdir, "summary.json"), "w", encoding="utf-8") as f:
+      json.dump({k: v for k, v in out.items() if k != "table"}, f, indent=1)
     return out
 
   def params(self):

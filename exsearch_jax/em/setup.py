@@ -30,11 +30,11 @@ def load_data(cfg, workdir: str) -> RunData:
   if d.world_size:
     from exsearch_jax.data import world as W
     world = W.make_world(d.world_seed, d.world_size)
-    paths = W.write_world(world, os.path.join(workdir, "world"))
+    corpus = _world_corpus(W, world, os.path.join(workdir, "world"))
     train, dev = world.splits["train"], world.splits[cfg.eval.split]
     seeds = train[:cfg.em.seed_trajectories]
     # seed questions are for warm-up only; EM samples the rest, so seeds are not counted twice
-    return RunData(paths["corpus"], train[cfg.em.seed_trajectories:], dev, seeds, world)
+    return RunData(corpus, train[cfg.em.seed_trajectories:], dev, seeds, world)
   for field in ("corpus", "train", "dev"):
     if not d[field]:
       raise ConfigError(f"config.data.{field} is empty: set it (a FlashRAG jsonl) or set config.data.world_size")
@@ -45,6 +45,15 @@ def load_data(cfg, workdir: str) -> RunData:
     if not seeds:
       raise ConfigError(f"{d.seeds}: no question has a non-empty 'decomposition' to use as a seed trajectory")
   return RunData(d.corpus, train, dev[:d.dev_limit] if d.dev_limit else dev, seeds[:cfg.em.seed_trajectories])
+
+
+def _world_corpus(W, world, out: str) -> str:
+  """Process 0 writes the world; another process only when it does not see it (a disk of its own)."""
+  from exsearch_jax import distributed
+  corpus = os.path.join(out, "corpus.jsonl")
+  if distributed.is_primary() or not os.path.exists(corpus):
+    corpus = W.write_world(world, out)["corpus"]
+  return corpus
 
 
 def load_retriever(cfg, corpus_path: str, workdir: str, mesh=None):

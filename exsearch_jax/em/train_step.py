@@ -104,14 +104,19 @@ class Trainer:
       replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
       in_shardings = (self.param_shardings, self.opt_shardings, replicated, data, data, data, weights)
       out_shardings = (self.param_shardings, self.opt_shardings, replicated)
+      self._batch_shardings = (data, data, data, weights)
     else:
-      in_shardings = out_shardings = None
+      in_shardings = out_shardings = self._batch_shardings = None
     step = lambda *args: _step(self.graphdef, tx, *args)  # noqa: E731
     self._jit = jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=(0, 1))
 
   def update(self, batch: Batch, lr: float) -> dict:
-    params, opt_state, metrics = self._jit(self.state.params, self.state.opt_state, np.float32(lr), batch.tokens,
-                                           batch.loss_mask, batch.attention_mask, batch.weights)
+    """One step on the global batch. Every process passes the same whole batch and places only its slices."""
+    arrays = (batch.tokens, batch.loss_mask, batch.attention_mask, batch.weights)
+    if self._batch_shardings is not None:
+      arrays = [jax.make_array_from_callback(a.shape, s, lambda index, a=a: a[index])
+                for a, s in zip(arrays, self._batch_shardings)]
+    params, opt_state, metrics = self._jit(self.state.params, self.state.opt_state, np.float32(lr), *arrays)
     self.state = TrainState(params, opt_state, self.state.step + 1)
     return {k: float(np.asarray(v)) for k, v in metrics.items()}
 

@@ -11,6 +11,7 @@ import dataclasses
 
 import numpy as np
 
+from exsearch_jax import distributed
 from exsearch_jax.eval import metrics
 from exsearch_jax.sampling.rollout import RolloutConfig, rollout
 
@@ -36,9 +37,14 @@ def search_metrics(trajectories, questions) -> dict:
 
 
 def evaluate(model, chat, retriever, questions, cfg: RolloutConfig, mesh=None, progress: bool = False):
-  """Greedy, one sample per question. Returns (metrics dict, trajectories); EM/F1/Acc in percent."""
+  """Greedy, one sample per question. Returns (metrics dict, trajectories); EM/F1/Acc in percent.
+
+  In a multi-process run each process answers its share of the questions (`model` and `mesh` on its own
+  devices) and every process gets all trajectories back, so the metrics are those of the whole set.
+  """
   greedy = dataclasses.replace(cfg, samples=1, temperature=0.0)
-  trajectories = rollout(model, chat, retriever, questions, greedy, mesh=mesh, progress=progress)
+  mine = rollout(model, chat, retriever, distributed.share(questions), greedy, mesh=mesh, progress=progress)
+  trajectories = distributed.gather_shares(mine, len(questions))
   answers = [metrics.extract_answer(t.answer or "") for t in trajectories]
   scores = metrics.corpus_metrics(answers, [q["golden_answers"] for q in questions])
   out = {k: (100.0 * v if k in ("em", "f1", "acc") else v) for k, v in scores.items()}
