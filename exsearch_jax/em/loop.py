@@ -56,11 +56,14 @@ class EMRun:
     self.cfg, self.workdir, self.mesh = cfg, workdir, mesh
     self.progress = progress and distributed.is_primary()
     self.sample_meshes = sampling_meshes(cfg.mesh.sample) if mesh is not None else None
-    rows = cfg.train.batch_size // cfg.train.micro_batches
     shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
-    if rows % shards:
-      raise ConfigError(f"train.batch_size / train.micro_batches = {rows} rows per micro-batch must be a multiple of "
-                        f"the training mesh's data x fsdp = {shards}")
+    for name in ("train", "warmup", "stage0"):
+      batch_size = cfg[name].get("batch_size") or cfg.train.batch_size
+      rows = batch_size // cfg.train.micro_batches
+      if batch_size % cfg.train.micro_batches or rows % shards:
+        raise ConfigError(f"{name}.batch_size / train.micro_batches = {batch_size} / {cfg.train.micro_batches} must "
+                          f"be a whole number of rows per micro-batch and a multiple of the training mesh's "
+                          f"data x fsdp = {shards}")
     os.makedirs(workdir, exist_ok=True)
     with distributed.primary_first("exsearch-setup"):  # on a shared disk the others reuse what process 0 built
       self.data = setup.load_data(cfg, workdir)
@@ -80,10 +83,13 @@ class EMRun:
     if phase == "stage0":
       return warmup.stage0_examples(self.data.world, self.chat, cfg.stage0.examples, self.rollout_cfg.shown,
                                     seed=cfg.seed, corpus_share=cfg.stage0.corpus_share)
+    seeds = []
+    if phase == "warmup" or cfg.em.replay_seeds:
+      seeds = warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
+                                   self.rollout_cfg.retrieve_k)
     if phase == "warmup":
-      return warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
-                                  self.rollout_cfg.retrieve_k)
-    return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None)
+      return seeds
+    return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None) + seeds
 
   def _read_examples(self, iteration: int) -> list:
     with open(self._estep_path(iteration), encoding="utf-8") as f:
@@ -93,15 +99,15 @@ class EMRun:
     phase, iteration = key.split("/")[0], int(key.split("/")[1])
     cfg, tc = self.cfg, self.cfg.train
     examples = self._examples(phase, iteration)
-    epochs, peak = {"stage0": (cfg.stage0.epochs, cfg.stage0.learning_rate),
-                    "warmup": (cfg.warmup.epochs, cfg.warmup.learning_rate)}.get(phase, (tc.epochs, tc.learning_rate))
-    total = sequences.steps_per_run(examples, tc.batch_size, epochs)
+    section = {"stage0": cfg.stage0, "warmup": cfg.warmup}.get(phase, tc)
+    epochs, peak, batch_size = section.epochs, section.learning_rate, section.get("batch_size") or tc.batch_size
+    total = sequences.steps_per_run(examples, batch_size, epochs)
     start = position["step"] if position.get("phase") == key else 0
     if start == 0 and tc.reset_optimizer:
       self.trainer.reset_optimizer()
     bar = _bar(total, start, key, self.progress)
     losses = []
-    for step, batch in sequences.batches(examples, tc.batch_size, tc.micro_batches, tc.max_length, cfg.seed,
+    for step, batch in sequences.batches(examples, batch_size, tc.micro_batches, tc.max_length, cfg.seed,
                                          _ORDER_STREAM.get(phase, iteration), epochs, start):
       lr = learning_rate(step, total, peak, tc.warmup_ratio)
       metrics = self.trainer.update(batch, lr)

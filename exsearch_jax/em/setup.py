@@ -31,7 +31,7 @@ def load_data(cfg, workdir: str) -> RunData:
     from exsearch_jax.data import world as W
     world = W.make_world(d.world_seed, d.world_size)
     corpus = _world_corpus(W, world, os.path.join(workdir, "world"))
-    train, dev = world.splits["train"], world.splits[cfg.eval.split]
+    train, dev = world.splits["train"], world.splits[cfg.eval.split][:d.dev_limit or None]
     seeds = train[:cfg.em.seed_trajectories]
     # seed questions are for warm-up only; EM samples the rest, so seeds are not counted twice
     return RunData(corpus, train[cfg.em.seed_trajectories:], dev, seeds, world)

@@ -9,10 +9,10 @@ name out of a passage, without memorising any true fact a dev question needs.
 from __future__ import annotations
 
 import random
-from typing import Sequence
+from typing import Optional, Sequence
 
 from exsearch_jax import trajectory as tj
-from exsearch_jax.data.world_schema import RELATIONS, chain_question, chains
+from exsearch_jax.data.world_schema import FILLERS, RELATIONS, chain_question, chains
 from exsearch_jax.em.sequences import Example
 
 
@@ -47,17 +47,33 @@ def _names_by_kind(world) -> dict:
   return by_kind
 
 
+def _made_up_object(rng: random.Random, by_kind: dict, relation) -> str:
+  return str(rng.randint(1850, 2020)) if relation.object == "year" else rng.choice(by_kind[relation.object])
+
+
 def _reading_task(rng: random.Random, by_kind: dict, chat, shown: int) -> Example:
-  """A one-hop search over a made-up fact: copy the name into the query, read the fact off a passage."""
+  """A one-hop search over made-up facts: copy the name into the query, read the fact off a passage.
+
+  Like real search results, every shown passage is about the same entity and mixes facts of other
+  relations with filler sentences, so the task is finding the sentence that answers, not the title.
+  """
   rel = rng.choice(sorted(RELATIONS.values(), key=lambda r: r.name))
   subject = rng.choice(by_kind[rel.subject])
-  obj = str(rng.randint(1850, 2020)) if rel.object == "year" else rng.choice(by_kind[rel.object])
-  distractor_rel = rng.choice([r for r in RELATIONS.values() if r.subject == rel.subject])
-  other = rng.choice(by_kind[rel.subject])
-  other_obj = str(rng.randint(1850, 2020)) if distractor_rel.object == "year" else rng.choice(
-      by_kind[distractor_rel.object])
-  hits = [{"title": subject, "text": rng.choice(rel.templates).format(s=subject, o=obj)},
-          {"title": other, "text": rng.choice(distractor_rel.templates).format(s=other, o=other_obj)}][:max(shown, 1)]
+  obj = _made_up_object(rng, by_kind, rel)
+  others = [r for r in RELATIONS.values() if r.subject == rel.subject and r.name != rel.name]
+
+  def sentences(first: Optional[str]) -> str:
+    picked = [first] if first else []
+    for r in rng.sample(others, min(len(others), rng.randint(1, 2))):
+      picked.append(rng.choice(r.templates).format(s=subject, o=_made_up_object(rng, by_kind, r)))
+    if rng.random() < 0.5:
+      picked.append(rng.choice(FILLERS[rel.subject]).format(s=subject))
+    rng.shuffle(picked)
+    return " ".join(picked)
+
+  answer = rng.choice(rel.templates).format(s=subject, o=obj)
+  hits = [{"title": subject, "text": sentences(answer)}] + [
+      {"title": subject, "text": sentences(None)} for _ in range(max(shown, 1) - 1)]
   rng.shuffle(hits)
   question = rel.question.format(s=subject)
   steps = [{"query": question, "hits": hits, "fact": rel.fact.format(s=subject, o=obj)}]
