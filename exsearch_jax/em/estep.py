@@ -70,4 +70,3 @@ def weigh(chat, trajectories, logp: np.ndarray, count: np.ndarray, scheme: str,
       kept.append(Example(e.tokens, e.loss_mask, float(w)))
   stats["examples"] = len(kept)
   return kept, stats
-

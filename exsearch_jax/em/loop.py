@@ -58,7 +58,7 @@ class EMRun:
     self.sample_meshes = sampling_meshes(cfg.mesh.sample) if mesh is not None else None
     shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     for name in ("train", "warmup", "stage0"):
-      batch_size = cfg[name].get("batch_size") or cfg.train.batch_size
+      batch_size = _batch_size(cfg, cfg[name])
       rows = batch_size // cfg.train.micro_batches
       if batch_size % cfg.train.micro_batches or rows % shards:
         raise ConfigError(f"{name}.batch_size / train.micro_batches = {batch_size} / {cfg.train.micro_batches} must "
@@ -100,7 +100,7 @@ class EMRun:
     cfg, tc = self.cfg, self.cfg.train
     examples = self._examples(phase, iteration)
     section = {"stage0": cfg.stage0, "warmup": cfg.warmup}.get(phase, tc)
-    epochs, peak, batch_size = section.epochs, section.learning_rate, section.get("batch_size") or tc.batch_size
+    epochs, peak, batch_size = section.epochs, section.learning_rate, _batch_size(cfg, section)
     total = sequences.steps_per_run(examples, batch_size, epochs)
     start = position["step"] if position.get("phase") == key else 0
     if start == 0 and tc.reset_optimizer:
@@ -243,6 +243,11 @@ class EMRun:
 
   def params(self):
     return self.trainer.state.params
+
+
+def _batch_size(cfg, section) -> int:
+  """A training phase's batch size: its section's own `batch_size`, or `train.batch_size` when 0 or absent."""
+  return section.get("batch_size") or cfg.train.batch_size
 
 
 def _bar(total: int, start: int, desc: str, enabled: bool):
