@@ -1,7 +1,8 @@
 """Train-step tokens/s of our jitted M-step next to a PyTorch step of the same model and batch, same run.
 
   python benchmarks/train_step.py [--models smollm2,demo] [--shapes 4x256] [--repeats 7] [--single-thread]
-                                  [--quick]
+                                  [--quick] [--random-init] [--dtype float32|bfloat16] [--f32-matmul tf32]
+                                  [--torch-device cuda] [--peak-tflops 989]
 
 One step on both sides: weighted per-sequence-mean NLL over the loss-masked target tokens (divided by
 the number of real rows), global-norm clipping at 1.0, AdamW (0.9, 0.999, eps 1e-8, no decay), same lr.
@@ -15,8 +16,20 @@ slows both alike; we report the median of `repeats` steps after two warm-up step
 and the range of the per-pair ratio. Threads: torch uses every core and XLA its default unless
 `--single-thread`; on a machine where other processes hold cores, multi-threaded steps of both libraries
 slow down a lot (PyTorch's most), so compare both settings.
+
+GPU: `--torch-device` (default cuda when torch sees one) puts the PyTorch model and batch there; every
+timed step ends synchronised (ours: `block_until_ready`, PyTorch: `torch.cuda.synchronize`).
+`--random-init` builds SmolLM2-135M from `smollm2_135m_config.json` (its GGUF config) with our random
+init, copied to PyTorch via `save_pretrained`, so no asset is needed (speed does not depend on the
+weights; both sides must still print the same first-step loss). `--dtype bfloat16` runs both sides in pure bf16
+(parameters, activations and AdamW state in bf16, as our large presets; losses in f32). `--f32-matmul`
+sets the float32 matmul precision of both sides alike: `tf32` (JAX's default on recent GPUs, PyTorch
+`set_float32_matmul_precision("high")`) or `highest`; left out, each library keeps its own default
+(PyTorch: full f32). MFU = 6 · parameters · tokens/s (real tokens; attention FLOPs and padding not
+counted) over `--peak-tflops` (default: the dense bf16 datasheet peak where the device is known).
 """
 import argparse
+import json
 import os
 import statistics
 import tempfile
@@ -28,6 +41,9 @@ import numpy as np
 SHAPES = {"smollm2": "4x256,8x128", "demo": "32x256"}
 DEMO_VOCAB = 1300  # the demo world's word tokenizer (the preset's 2048 is replaced by len(tokenizer))
 LR = 1e-5
+SMOLLM2_CONFIG = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smollm2_135m_config.json")
+# dense bf16 peak TFLOP/s (datasheet, SXM) by device-kind substring; MFU is against these
+PEAK_BF16_TFLOPS = {"H200": 989.0, "H100": 989.0, "A100": 312.0}
 
 
 def make_examples(rows, length, vocab, seed=0):
@@ -47,7 +63,8 @@ def make_examples(rows, length, vocab, seed=0):
 
 
 def torch_step(model, lr):
-  """The PyTorch side: same loss, clipping and AdamW as `exsearch_jax.em.train_step`; returns step(batch)."""
+  """The PyTorch side: same loss, clipping and AdamW as `exsearch_jax.em.train_step`; returns step(batch).
+  `.item()` of the loss and norm waits for the device, so a step is over when it returns."""
   import torch
   import torch.nn.functional as F
   optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
@@ -67,45 +84,75 @@ def torch_step(model, lr):
   return step
 
 
-def torch_batch(batch):
-  """Our (1, rows, length) packed batch as PyTorch tensors."""
+def torch_batch(batch, device="cpu"):
+  """Our (1, rows, length) packed batch as PyTorch tensors on `device`."""
   import torch
-  return (torch.tensor(batch.tokens[0], dtype=torch.long), torch.tensor(batch.loss_mask[0]),
-          torch.tensor(batch.attention_mask[0]), torch.tensor(batch.weights[0]))
+  return (torch.tensor(batch.tokens[0], dtype=torch.long, device=device),
+          torch.tensor(batch.loss_mask[0], device=device), torch.tensor(batch.attention_mask[0], device=device),
+          torch.tensor(batch.weights[0], device=device))
 
 
-def load_models(name):
-  """(a function making our model, the transformers model) with the same f32 weights."""
+def smollm2_config(dtype="float32"):
+  """SmolLM2-135M's architecture (its GGUF config, saved as json) as a DecoderConfig."""
+  from exsearch_jax.models import DecoderConfig
+  with open(SMOLLM2_CONFIG) as f:
+    return DecoderConfig.from_hf_dict(json.load(f), source=SMOLLM2_CONFIG, dtype=dtype, param_dtype=dtype)
+
+
+def random_init_pair(config, seed=0, device="cpu"):
+  """(a function making our randomly initialised model, the transformers model with the same weights)."""
   import torch
-  from transformers import AutoModelForCausalLM, LlamaForCausalLM
+  from transformers import LlamaForCausalLM
 
-  from exsearch_jax.models import DecoderConfig, from_pretrained, init_model, save_pretrained
+  from exsearch_jax.models import init_model, save_pretrained
+  with tempfile.TemporaryDirectory() as directory:
+    save_pretrained(init_model(config, seed=seed), directory)
+    reference = LlamaForCausalLM.from_pretrained(directory, dtype=getattr(torch, config.param_dtype))
+  return lambda: init_model(config, seed=seed), reference.to(device)
+
+
+def load_models(name, random_init=False, dtype="float32", device="cpu"):
+  """(a function making our model, the transformers model on `device`) with the same weights in `dtype`."""
+  import torch
+  from transformers import AutoModelForCausalLM
+
+  from exsearch_jax.models import DecoderConfig, from_pretrained
+  if name == "smollm2" and random_init:
+    return random_init_pair(smollm2_config(dtype), device=device)
   if name == "smollm2":
     from exsearch_jax.assets import asset_path
     path = asset_path("smollm2-135m-instruct")
     reference = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                     dtype=torch.float32)
-    return lambda: from_pretrained(path), reference
+                                                     dtype=getattr(torch, dtype))
+    return lambda: from_pretrained(path, dtype=dtype), reference.to(device)
   if name == "demo":
     from exsearch_jax.config import get_config
-    config = DecoderConfig(**{**get_config("demo").model.init.to_dict(), "vocab_size": DEMO_VOCAB})
-    with tempfile.TemporaryDirectory() as directory:
-      save_pretrained(init_model(config, seed=0), directory)
-      reference = LlamaForCausalLM.from_pretrained(directory, dtype=torch.float32)
-    return lambda: init_model(config, seed=0), reference
+    config = DecoderConfig(**{**get_config("demo").model.init.to_dict(), "vocab_size": DEMO_VOCAB,
+                              "dtype": dtype, "param_dtype": dtype})
+    return random_init_pair(config, device=device)
   raise ValueError(f"unknown model {name!r}; choose from {sorted(SHAPES)}")
 
 
-def run(name, shapes, repeats, warmup=2, log=print):
+def peak_tflops(device_kind):
+  """The dense bf16 datasheet peak of a known device kind, else None."""
+  return next((v for k, v in PEAK_BF16_TFLOPS.items() if k.lower() in device_kind.lower()), None)
+
+
+def run(name, shapes, repeats, warmup=2, log=print, random_init=False, dtype="float32", device="cpu", peak=None):
   """Rows of (model, shape, real tokens, ours tok/s, torch tok/s, ratio, min and max ratio of a step pair,
-  first-step losses ours and torch)."""
+  first-step losses ours and torch, MFU ours and torch (None without a peak), first-step seconds ours (with
+  compilation) and torch)."""
   import jax
+  import torch
 
   from exsearch_jax.em.sequences import pack
   from exsearch_jax.em.train_step import Trainer, make_optimizer
-  make_ours, reference = load_models(name)
+  make_ours, reference = load_models(name, random_init, dtype, device)
+  n_params = sum(p.numel() for p in reference.parameters())  # tied embeddings once
+  log(f"{name}: {n_params / 1e6:.2f}M parameters, {next(reference.parameters()).dtype} on {device}")
   initial = {k: v.clone() for k, v in reference.state_dict().items()}
   reference.train()
+  sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
   rows_out = []
   for shape in shapes:  # each shape starts from the initial weights with fresh optimizer state
     rows, length = map(int, shape.split("x"))
@@ -113,7 +160,7 @@ def run(name, shapes, repeats, warmup=2, log=print):
     trainer = Trainer(make_ours(), make_optimizer(grad_clip=1.0), None)
     step_t = torch_step(reference, LR)
     batch = pack(make_examples(rows, length, reference.config.vocab_size), 1, rows, length)
-    batch_t = torch_batch(batch)
+    batch_t = torch_batch(batch, device)
     tokens = batch.real_tokens
 
     def ours_step():
@@ -121,22 +168,34 @@ def run(name, shapes, repeats, warmup=2, log=print):
       jax.block_until_ready(trainer.state.params)
       return metrics
 
-    first = (ours_step(), step_t(*batch_t))
+    def torch_one():
+      metrics = step_t(*batch_t)
+      sync()
+      return metrics
+
+    start = time.perf_counter()
+    first = [ours_step()]
+    warm = [time.perf_counter() - start]
+    first.append(torch_one())
+    warm.append(time.perf_counter() - start - warm[0])
     for _ in range(warmup - 1):
-      ours_step(), step_t(*batch_t)
+      ours_step(), torch_one()
     times = ([], [])
     for _ in range(repeats):
-      for fn, out in ((ours_step, times[0]), (lambda: step_t(*batch_t), times[1])):
+      for fn, out in ((ours_step, times[0]), (torch_one, times[1])):
         start = time.perf_counter()
         fn()
         out.append(time.perf_counter() - start)
     t_ours, t_torch = statistics.median(times[0]), statistics.median(times[1])
     pairs = [b / a for a, b in zip(*times)]
+    mfu = [6 * n_params * tokens / t / (peak * 1e12) if peak else None for t in (t_ours, t_torch)]
     row = (name, shape, tokens, tokens / t_ours, tokens / t_torch, t_torch / t_ours, min(pairs), max(pairs),
-           first[0]["loss"], first[1]["loss"])
+           first[0]["loss"], first[1]["loss"], *mfu, *warm)
+    mfu_text = f" {100 * mfu[0]:>7.2f}% {100 * mfu[1]:>8.2f}%" if peak else ""
     log(f"{name:>8} {shape:>7} {tokens:>7} {row[3]:>10.1f} {row[4]:>11.1f} {row[5]:>5.2f}x "
-        f"{row[6]:>5.2f}-{row[7]:<5.2f} {row[8]:>9.4f} {row[9]:>10.4f}")
+        f"{row[6]:>5.2f}-{row[7]:<5.2f} {row[8]:>9.4f} {row[9]:>10.4f}{mfu_text} {warm[0]:>7.1f} {warm[1]:>7.1f}")
     rows_out.append(row)
+    del trainer, step_t, batch_t
   return rows_out
 
 
@@ -147,12 +206,23 @@ def main():
   parser.add_argument("--repeats", type=int, default=7)
   parser.add_argument("--single-thread", action="store_true",
                       help="torch 1 thread and XLA single-threaded: like for like when other work holds cores")
-  parser.add_argument("--quick", action="store_true", help="demo model, 8x128, 3 timed steps")
+  parser.add_argument("--quick", action="store_true",
+                      help="demo model (with --random-init: SmolLM2-135M), 8x128, 3 timed steps")
+  parser.add_argument("--random-init", action="store_true",
+                      help="SmolLM2-135M architecture with random weights (no GGUF asset needed)")
+  parser.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"),
+                      help="parameters and compute of both sides")
+  parser.add_argument("--f32-matmul", default="", choices=("", "tf32", "highest"),
+                      help="float32 matmul precision of both sides (default: each library's own)")
+  parser.add_argument("--torch-device", default="", help="default: cuda if torch sees a GPU, else cpu")
+  parser.add_argument("--peak-tflops", type=float, default=0.0,
+                      help="peak TFLOP/s for MFU (default: dense bf16 datasheet peak of a known GPU, else no MFU)")
   args = parser.parse_args()
   if args.quick:
-    args.models, args.shapes, args.repeats = "demo", args.shapes or "8x128", 3
+    args.models, args.shapes, args.repeats = "smollm2" if args.random_init else "demo", args.shapes or "8x128", 3
 
   os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF de-quantization progress bar
+  os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU memory to PyTorch too
   if args.single_thread:  # before jax starts its CPU client
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
@@ -161,15 +231,27 @@ def main():
   import transformers
   transformers.logging.set_verbosity_error()
   transformers.utils.logging.disable_progress_bar()
+  device = args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
+  if args.f32_matmul:
+    jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.f32_matmul == "tf32" else "highest")
+    torch.set_float32_matmul_precision("high" if args.f32_matmul == "tf32" else "highest")
   torch.set_num_threads(1 if args.single_thread else os.cpu_count() or 1)
   threads = "XLA single-threaded" if args.single_thread else "XLA default threads"
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, torch threads {torch.get_num_threads()}, "
-        f"{threads}, jax {jax.__version__}, torch {torch.__version__}; "
-        f"median of {args.repeats} interleaved steps, lr {LR}")
+  kind = jax.devices()[0].device_kind
+  peak = args.peak_tflops or peak_tflops(kind)
+  torch_kind = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+  print(f"device: {kind} x{jax.device_count()} ({jax.default_backend()}), torch on {device} ({torch_kind}), "
+        f"torch threads {torch.get_num_threads()}, {threads}, jax {jax.__version__}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}; dtype {args.dtype}, f32 matmul "
+        f"{args.f32_matmul or 'library defaults'} (torch {torch.get_float32_matmul_precision()}); "
+        f"median of {args.repeats} interleaved steps, lr {LR}"
+        + (f"; MFU vs {peak:g} TFLOP/s" if peak else ""))
+  mfu_head = f" {'MFU ours':>8} {'MFU torch':>9}" if peak else ""
   print(f"{'model':>8} {'shape':>7} {'tokens':>7} {'ours tok/s':>10} {'torch tok/s':>11} {'ratio':>6} "
-        f"{'pair range':>11} {'loss ours':>9} {'loss torch':>10}")
+        f"{'pair range':>11} {'loss ours':>9} {'loss torch':>10}{mfu_head} {'1st s':>7} {'1st s t':>7}")
   for name in args.models.split(","):
-    run(name, (args.shapes or SHAPES[name]).split(","), args.repeats)
+    run(name, (args.shapes or SHAPES[name]).split(","), args.repeats, random_init=args.random_init,
+        dtype=args.dtype, device=device, peak=peak)
 
 
 if __name__ == "__main__":
