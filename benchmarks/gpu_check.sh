@@ -1,27 +1,30 @@
 #!/usr/bin/env bash
-# One GPU check in one call: versions and devices, the matmul / copy ceilings, the train-step benchmark
-# (f32 with TF32 matmuls, then bf16), the sampling benchmark, and a short pytest subset with JAX on the GPU.
+# One GPU check in one call: versions, the matmul / copy ceilings, the train-step benchmark (f32 with TF32
+# matmuls, then bf16), the sampling benchmark (f32), the train-step equality test with JAX on the GPU, and
+# both benchmark sides in one process.
 #
 #   bash benchmarks/gpu_check.sh          # from the repository root; logs to $OUT/log when OUT is set
 #
 # Runs on the bare device image (python3 with jax[cuda], flax, optax, torch, transformers): no assets
 # (`--random-init`, SmolLM2-135M architecture), no packages beyond the image's. Stages run in order of
-# priority, each under `timeout`, and all of them within GPU_CHECK_SECONDS (default 350): a stage that
-# would start with less than 20 s left is skipped, so one hung stage never eats the whole call.
-# GPU_CHECK_QUICK=1 shrinks every stage (a dry run of the script itself, e.g. on a CPU), and
-# GPU_CHECK_LIMIT_SCALE multiplies every stage's limit (a slow CPU needs minutes to compile SmolLM2).
+# priority, each under `timeout`, and all of them within GPU_CHECK_SECONDS (default 330): a stage that
+# would start with less than 20 s left is skipped, so one hung stage never eats the whole call; a stage
+# stopped at its limit gets SIGABRT, so Python's faulthandler prints where every thread was.
+# GPU_CHECK_QUICK=1 shrinks every stage (a dry run of the script itself, e.g. on a CPU),
+# GPU_CHECK_LIMIT_SCALE multiplies every stage's limit (a slow CPU needs minutes to compile SmolLM2), and
+# GPU_CHECK_CEILINGS=0 skips the ceilings.
 set -o pipefail
 cd "$(dirname "$0")/.." || exit 1
-export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 TQDM_DISABLE=1
+export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONFAULTHANDLER=1 TQDM_DISABLE=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
-export XLA_PYTHON_CLIENT_PREALLOCATE=false  # JAX and PyTorch share the GPU in one process
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # where JAX and PyTorch share the GPU in one process
 PY=${PYTHON:-python3}
 LOGDIR=${OUT:-/tmp/gpu_check}
 mkdir -p "$LOGDIR"
 LOG="$LOGDIR/log"
 : >"$LOG"
 START=$(date +%s)
-DEADLINE=$((START + ${GPU_CHECK_SECONDS:-350}))
+DEADLINE=$((START + ${GPU_CHECK_SECONDS:-330}))
 QUICK=${GPU_CHECK_QUICK:-0}
 
 # stage NAME LIMIT_S CMD...: runs CMD under timeout (limit or what is left), logs rc and wall time.
@@ -37,7 +40,7 @@ stage() {
   echo "=== [$name] start (limit ${limit}s, t=$(($(date +%s) - START))s): $*" | tee -a "$LOG"
   local t0 rc
   t0=$(date +%s)
-  timeout -k 5 "$limit" "$@" 2>&1 | tee -a "$LOG"
+  timeout -s ABRT -k 5 "$limit" "$@" 2>&1 | tee -a "$LOG"
   rc=$?
   echo "=== [$name] rc=$rc wall=$(($(date +%s) - t0))s$([ "$rc" = 124 ] && echo ' TIMED OUT')" | tee -a "$LOG"
 }
@@ -48,17 +51,20 @@ case "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" in
   *) HBM_GBPS=4800 ;;
 esac
 if [ "$QUICK" = 1 ]; then
-  TRAIN_SHAPES=2x64 BF16_SHAPES=2x64 TRAIN_REPEATS=1 SAMPLE_BATCHES=1,2 SAMPLE_TOKENS=8 SAMPLE_REPEATS=1
+  TRAIN_SHAPES=2x64 BF16_SHAPES=2x64 TRAIN_REPEATS=1
+  SAMPLE_BATCHES=1,2 SAMPLE_TOKENS=8 SAMPLE_REPEATS=1
 else
-  TRAIN_SHAPES=8x512,32x512,16x1024 BF16_SHAPES=32x512,16x1024 TRAIN_REPEATS=5 SAMPLE_BATCHES=1,16,64,256 SAMPLE_TOKENS=64 SAMPLE_REPEATS=2
+  TRAIN_SHAPES=8x512,32x512,16x1024 BF16_SHAPES=32x512,16x1024 TRAIN_REPEATS=5
+  SAMPLE_BATCHES=1,16,64,256 SAMPLE_TOKENS=64 SAMPLE_REPEATS=2
 fi
 
-stage env 30 bash -c "nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm,power.draw,power.limit \
---format=csv 2>&1; $PY -V; $PY -m pip list 2>/dev/null | grep -iE '^(jax|jaxlib|jax-cuda|flax|optax|orbax|numpy|torch |transformers|ml.dtypes)' ; \
-$PY -c 'import jax; print(jax.__version__, jax.default_backend(), jax.devices())'"
+stage env 15 bash -c "nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm,power.draw,\
+power.limit --format=csv 2>&1; $PY -V; $PY -m pip list 2>/dev/null | grep -iE \
+'^(jax|jaxlib|jax-cuda|flax|optax|orbax|numpy|torch |transformers|ml.dtypes)'"
 
-# the two ceilings MFU and the decode roofline are read against (bf16 matmul, device-to-device copy)
-stage ceilings 30 "$PY" - <<'EOF'
+if [ "${GPU_CHECK_CEILINGS:-1}" = 1 ]; then
+  # the two ceilings MFU and the decode roofline are read against (bf16 matmul, device-to-device copy)
+  stage ceilings 30 "$PY" - <<'PYEOF'
 import torch
 if not torch.cuda.is_available():
   raise SystemExit("no CUDA for torch")
@@ -81,18 +87,27 @@ x = torch.empty(2**30, dtype=torch.float32, device="cuda").normal_()
 y = torch.empty_like(x)
 t = timed(lambda: y.copy_(x), 10)
 print(f"device copy of 4 GiB: {2 * x.numel() * 4 / t / 1e9:.0f} GB/s (read + write)")
-EOF
+PYEOF
+fi
 
-stage train_f32_tf32 110 "$PY" benchmarks/train_step.py --random-init --models smollm2 --shapes "$TRAIN_SHAPES" \
-  --repeats "$TRAIN_REPEATS" --dtype float32 --f32-matmul tf32
-stage sampling_f32 120 "$PY" benchmarks/sampling.py --random-init --batches "$SAMPLE_BATCHES" \
-  --new-tokens "$SAMPLE_TOKENS" --repeats "$SAMPLE_REPEATS" --dtype float32 --hbm-gbps "$HBM_GBPS"
-stage train_bf16 80 "$PY" benchmarks/train_step.py --random-init --models smollm2 --shapes "$BF16_SHAPES" \
-  --repeats "$TRAIN_REPEATS" --dtype bfloat16
-stage pytest_gpu 90 "$PY" -m pytest -q -p no:cacheprovider --timeout 60 --durations 5 \
-  tests/test_train_step_bench.py tests/test_engine.py tests/test_engine_sampling.py tests/test_decoder.py
-stage sampling_bf16 60 "$PY" benchmarks/sampling.py --random-init --batches "$SAMPLE_BATCHES" \
-  --new-tokens "$SAMPLE_TOKENS" --repeats "$SAMPLE_REPEATS" --dtype bfloat16 --hbm-gbps "$HBM_GBPS"
+# Each side in its own process (JAX and PyTorch sharing one CUDA process stalled on the first H200 run):
+# ours never imports torch; PyTorch's process builds the same random weights with JAX on the CPU.
+TRAIN=(benchmarks/train_step.py --random-init --models smollm2 --repeats "$TRAIN_REPEATS")
+SAMPLE=(benchmarks/sampling.py --random-init --batches "$SAMPLE_BATCHES" --new-tokens "$SAMPLE_TOKENS"
+        --repeats "$SAMPLE_REPEATS" --hbm-gbps "$HBM_GBPS")
+stage train_ours_f32 80 "$PY" "${TRAIN[@]}" --side ours --shapes "$TRAIN_SHAPES" --dtype float32 --f32-matmul tf32
+stage train_torch_f32 40 env JAX_PLATFORMS=cpu "$PY" "${TRAIN[@]}" --side torch --shapes "$TRAIN_SHAPES" \
+  --dtype float32 --f32-matmul tf32
+stage sampling_ours_f32 70 "$PY" "${SAMPLE[@]}" --side ours --dtype float32
+stage sampling_torch_f32 35 env JAX_PLATFORMS=cpu "$PY" "${SAMPLE[@]}" --side torch --dtype float32
+stage train_ours_bf16 45 "$PY" "${TRAIN[@]}" --side ours --shapes "$BF16_SHAPES" --dtype bfloat16
+stage train_torch_bf16 25 env JAX_PLATFORMS=cpu "$PY" "${TRAIN[@]}" --side torch --shapes "$BF16_SHAPES" \
+  --dtype bfloat16
+stage pytest_gpu 25 "$PY" -m pytest -q -x -p no:cacheprovider --tb=short tests/test_train_step_bench.py
+# both sides in one process, as on the CPU (where it stalls, faulthandler prints the stacks)
+stage both_one_process 60 "$PY" "${TRAIN[@]}" --side both --shapes "${TRAIN_SHAPES%%,*}" --repeats 1 \
+  --dtype float32 --f32-matmul tf32
 
 echo "=== done in $(($(date +%s) - START))s" | tee -a "$LOG"
-grep -E "^===|^ *smollm2|^device:|^ *[0-9]+ +[0-9]+ |TFLOP/s|GB/s|roofline|passed|failed|Error" "$LOG" >"$LOGDIR/summary" || true
+grep -E "^===|^ *smollm2|^device:|^ *[0-9]+ +[0-9-]+ |TFLOP/s|GB/s|roofline|passed|failed|Error" "$LOG" \
+  >"$LOGDIR/summary" || true

@@ -2,7 +2,7 @@
 
   python benchmarks/train_step.py [--models smollm2,demo] [--shapes 4x256] [--repeats 7] [--single-thread]
                                   [--quick] [--random-init] [--dtype float32|bfloat16] [--f32-matmul tf32]
-                                  [--torch-device cuda] [--peak-tflops 989]
+                                  [--torch-device cuda] [--peak-tflops 989] [--side both|ours|torch]
 
 One step on both sides: weighted per-sequence-mean NLL over the loss-masked target tokens (divided by
 the number of real rows), global-norm clipping at 1.0, AdamW (0.9, 0.999, eps 1e-8, no decay), same lr.
@@ -27,6 +27,9 @@ sets the float32 matmul precision of both sides alike: `tf32` (JAX's default on 
 `set_float32_matmul_precision("high")`) or `highest`; left out, each library keeps its own default
 (PyTorch: full f32). MFU = 6 · parameters · tokens/s (real tokens; attention FLOPs and padding not
 counted) over `--peak-tflops` (default: the dense bf16 datasheet peak where the device is known).
+`--side ours|torch` times one side alone in its own process (`ours` never imports torch; run `torch` with
+JAX_PLATFORMS=cpu so JAX only builds the weights): on the first H200 run, JAX and PyTorch sharing one
+CUDA process stalled.
 """
 import argparse
 import json
@@ -99,38 +102,49 @@ def smollm2_config(dtype="float32"):
     return DecoderConfig.from_hf_dict(json.load(f), source=SMOLLM2_CONFIG, dtype=dtype, param_dtype=dtype)
 
 
-def random_init_pair(config, seed=0, device="cpu"):
-  """(a function making our randomly initialised model, the transformers model with the same weights)."""
+def random_init_pair(config, seed=0, device="cpu", torch_side=True):
+  """(a function making our randomly initialised model, the transformers model with the same weights, or
+  None without `torch_side`)."""
+  from exsearch_jax.models import init_model, save_pretrained
+  if not torch_side:
+    return lambda: init_model(config, seed=seed), None
   import torch
   from transformers import LlamaForCausalLM
-
-  from exsearch_jax.models import init_model, save_pretrained
   with tempfile.TemporaryDirectory() as directory:
     save_pretrained(init_model(config, seed=seed), directory)
     reference = LlamaForCausalLM.from_pretrained(directory, dtype=getattr(torch, config.param_dtype))
   return lambda: init_model(config, seed=seed), reference.to(device)
 
 
-def load_models(name, random_init=False, dtype="float32", device="cpu"):
-  """(a function making our model, the transformers model on `device`) with the same weights in `dtype`."""
-  import torch
-  from transformers import AutoModelForCausalLM
-
-  from exsearch_jax.models import DecoderConfig, from_pretrained
+def load_models(name, random_init=False, dtype="float32", device="cpu", torch_side=True):
+  """(a function making our model, the transformers model on `device` or None without `torch_side`, the
+  config) with the same weights in `dtype`."""
+  from exsearch_jax.models import DecoderConfig, from_pretrained, load_config
   if name == "smollm2" and random_init:
-    return random_init_pair(smollm2_config(dtype), device=device)
+    config = smollm2_config(dtype)
+    return (*random_init_pair(config, device=device, torch_side=torch_side), config)
   if name == "smollm2":
     from exsearch_jax.assets import asset_path
     path = asset_path("smollm2-135m-instruct")
-    reference = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                     dtype=getattr(torch, dtype))
-    return lambda: from_pretrained(path, dtype=dtype), reference.to(device)
+    reference = None
+    if torch_side:
+      import torch
+      from transformers import AutoModelForCausalLM
+      reference = AutoModelForCausalLM.from_pretrained(
+          os.path.dirname(path), gguf_file=os.path.basename(path), dtype=getattr(torch, dtype)).to(device)
+    return lambda: from_pretrained(path, dtype=dtype), reference, load_config(path, dtype=dtype, param_dtype=dtype)
   if name == "demo":
     from exsearch_jax.config import get_config
     config = DecoderConfig(**{**get_config("demo").model.init.to_dict(), "vocab_size": DEMO_VOCAB,
                               "dtype": dtype, "param_dtype": dtype})
-    return random_init_pair(config, device=device)
+    return (*random_init_pair(config, device=device, torch_side=torch_side), config)
   raise ValueError(f"unknown model {name!r}; choose from {sorted(SHAPES)}")
+
+
+def count_parameters(config):
+  """Parameters of the model (tied embeddings once), from the weight table."""
+  from exsearch_jax.models.weight_layout import weight_specs
+  return sum(int(np.prod(spec.hf_shape)) for spec in weight_specs(config))
 
 
 def peak_tflops(device_kind):
@@ -138,64 +152,84 @@ def peak_tflops(device_kind):
   return next((v for k, v in PEAK_BF16_TFLOPS.items() if k.lower() in device_kind.lower()), None)
 
 
-def run(name, shapes, repeats, warmup=2, log=print, random_init=False, dtype="float32", device="cpu", peak=None):
+def run(name, shapes, repeats, warmup=2, log=print, random_init=False, dtype="float32", device="cpu", peak=None,
+        side="both"):
   """Rows of (model, shape, real tokens, ours tok/s, torch tok/s, ratio, min and max ratio of a step pair,
   first-step losses ours and torch, MFU ours and torch (None without a peak), first-step seconds ours (with
-  compilation) and torch)."""
-  import jax
-  import torch
-
+  compilation) and torch). `side` "ours" or "torch" times one side alone (the other's entries are None)."""
   from exsearch_jax.em.sequences import pack
-  from exsearch_jax.em.train_step import Trainer, make_optimizer
-  make_ours, reference = load_models(name, random_init, dtype, device)
-  n_params = sum(p.numel() for p in reference.parameters())  # tied embeddings once
-  log(f"{name}: {n_params / 1e6:.2f}M parameters, {next(reference.parameters()).dtype} on {device}")
-  initial = {k: v.clone() for k, v in reference.state_dict().items()}
-  reference.train()
-  sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
+  sides = ("ours", "torch") if side == "both" else (side,)
+  clock = time.perf_counter()
+  make_ours, reference, config = load_models(name, random_init, dtype, device, torch_side="torch" in sides)
+  n_params = count_parameters(config)
+  log(f"{name}: {n_params / 1e6:.2f}M parameters, {dtype}, sides {'+'.join(sides)}, torch on {device}; "
+      f"models ready in {time.perf_counter() - clock:.1f}s")
+  if reference is not None:
+    import torch
+    initial = {k: v.clone() for k, v in reference.state_dict().items()}
+    reference.train()
+    sync = torch.cuda.synchronize if str(device).startswith("cuda") else (lambda: None)
   rows_out = []
   for shape in shapes:  # each shape starts from the initial weights with fresh optimizer state
     rows, length = map(int, shape.split("x"))
-    reference.load_state_dict(initial)
-    trainer = Trainer(make_ours(), make_optimizer(grad_clip=1.0), None)
-    step_t = torch_step(reference, LR)
-    batch = pack(make_examples(rows, length, reference.config.vocab_size), 1, rows, length)
-    batch_t = torch_batch(batch, device)
+    batch = pack(make_examples(rows, length, config.vocab_size), 1, rows, length)
     tokens = batch.real_tokens
+    steps = {}
+    if "ours" in sides:
+      import jax
 
-    def ours_step():
-      metrics = trainer.update(batch, LR)
-      jax.block_until_ready(trainer.state.params)
-      return metrics
+      from exsearch_jax.em.train_step import Trainer, make_optimizer
+      trainer = Trainer(make_ours(), make_optimizer(grad_clip=1.0), None)
 
-    def torch_one():
-      metrics = step_t(*batch_t)
-      sync()
-      return metrics
+      def ours_step():
+        metrics = trainer.update(batch, LR)
+        jax.block_until_ready(trainer.state.params)
+        return metrics
+      steps["ours"] = ours_step
+    if "torch" in sides:
+      reference.load_state_dict(initial)
+      step_t = torch_step(reference, LR)
+      batch_t = torch_batch(batch, device)
 
-    start = time.perf_counter()
-    first = [ours_step()]
-    warm = [time.perf_counter() - start]
-    first.append(torch_one())
-    warm.append(time.perf_counter() - start - warm[0])
+      def torch_one():
+        metrics = step_t(*batch_t)
+        sync()
+        return metrics
+      steps["torch"] = torch_one
+
+    first, warm = {}, {}
+    for key, fn in steps.items():
+      start = time.perf_counter()
+      first[key] = fn()["loss"]
+      warm[key] = time.perf_counter() - start
     for _ in range(warmup - 1):
-      ours_step(), torch_one()
-    times = ([], [])
-    for _ in range(repeats):
-      for fn, out in ((ours_step, times[0]), (torch_one, times[1])):
+      for fn in steps.values():
+        fn()
+    times = {key: [] for key in steps}
+    for _ in range(repeats):  # interleaved, so a busy machine slows both alike
+      for key, fn in steps.items():
         start = time.perf_counter()
         fn()
-        out.append(time.perf_counter() - start)
-    t_ours, t_torch = statistics.median(times[0]), statistics.median(times[1])
-    pairs = [b / a for a, b in zip(*times)]
-    mfu = [6 * n_params * tokens / t / (peak * 1e12) if peak else None for t in (t_ours, t_torch)]
-    row = (name, shape, tokens, tokens / t_ours, tokens / t_torch, t_torch / t_ours, min(pairs), max(pairs),
-           first[0]["loss"], first[1]["loss"], *mfu, *warm)
-    mfu_text = f" {100 * mfu[0]:>7.2f}% {100 * mfu[1]:>8.2f}%" if peak else ""
-    log(f"{name:>8} {shape:>7} {tokens:>7} {row[3]:>10.1f} {row[4]:>11.1f} {row[5]:>5.2f}x "
-        f"{row[6]:>5.2f}-{row[7]:<5.2f} {row[8]:>9.4f} {row[9]:>10.4f}{mfu_text} {warm[0]:>7.1f} {warm[1]:>7.1f}")
+        times[key].append(time.perf_counter() - start)
+    median = {key: statistics.median(t) for key, t in times.items()}
+    rate = {key: tokens / t for key, t in median.items()}
+    pairs = [b / a for a, b in zip(times["ours"], times["torch"])] if len(steps) == 2 else [None]
+    mfu = {key: 6 * n_params * r / (peak * 1e12) if peak else None for key, r in rate.items()}
+    ratio = median["torch"] / median["ours"] if len(steps) == 2 else None
+    row = (name, shape, tokens, rate.get("ours"), rate.get("torch"), ratio, min(pairs), max(pairs),
+           first.get("ours"), first.get("torch"), mfu.get("ours"), mfu.get("torch"), warm.get("ours"),
+           warm.get("torch"))
+
+    def f(value, width, fmt, scale=1.0, suffix=""):
+      return f"{'-':>{width}}" if value is None else f"{format(value * scale, fmt) + suffix:>{width}}"
+    mfu_text = f" {f(row[10], 8, '.2f', 100, '%')} {f(row[11], 9, '.2f', 100, '%')}" if peak else ""
+    pair_range = f"{row[6]:5.2f}-{row[7]:<5.2f}" if ratio else "-"
+    log(f"{name:>8} {shape:>7} {tokens:>7} {f(row[3], 10, '.1f')} {f(row[4], 11, '.1f')} "
+        f"{f(ratio, 6, '.2f', 1, 'x')} {pair_range:>11} {f(row[8], 9, '.4f')} {f(row[9], 10, '.4f')}{mfu_text} "
+        f"{f(row[12], 7, '.1f')} {f(row[13], 7, '.1f')}")
     rows_out.append(row)
-    del trainer, step_t, batch_t
+    steps.clear()
+    trainer = step_t = batch_t = None  # noqa: F841  (free this shape's state before the next)
   return rows_out
 
 
@@ -215,6 +249,8 @@ def main():
   parser.add_argument("--f32-matmul", default="", choices=("", "tf32", "highest"),
                       help="float32 matmul precision of both sides (default: each library's own)")
   parser.add_argument("--torch-device", default="", help="default: cuda if torch sees a GPU, else cpu")
+  parser.add_argument("--side", default="both", choices=("both", "ours", "torch"),
+                      help="time one side alone, in its own process (`ours` never imports torch)")
   parser.add_argument("--peak-tflops", type=float, default=0.0,
                       help="peak TFLOP/s for MFU (default: dense bf16 datasheet peak of a known GPU, else no MFU)")
   args = parser.parse_args()
@@ -227,31 +263,36 @@ def main():
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
   import jax
-  import torch
-  import transformers
-  transformers.logging.set_verbosity_error()
-  transformers.utils.logging.disable_progress_bar()
-  device = args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
   if args.f32_matmul:
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.f32_matmul == "tf32" else "highest")
-    torch.set_float32_matmul_precision("high" if args.f32_matmul == "tf32" else "highest")
-  torch.set_num_threads(1 if args.single_thread else os.cpu_count() or 1)
-  threads = "XLA single-threaded" if args.single_thread else "XLA default threads"
   kind = jax.devices()[0].device_kind
   peak = args.peak_tflops or peak_tflops(kind)
-  torch_kind = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
-  print(f"device: {kind} x{jax.device_count()} ({jax.default_backend()}), torch on {device} ({torch_kind}), "
-        f"torch threads {torch.get_num_threads()}, {threads}, jax {jax.__version__}, torch {torch.__version__}, "
-        f"transformers {transformers.__version__}; dtype {args.dtype}, f32 matmul "
-        f"{args.f32_matmul or 'library defaults'} (torch {torch.get_float32_matmul_precision()}); "
-        f"median of {args.repeats} interleaved steps, lr {LR}"
+  threads = "XLA single-threaded" if args.single_thread else "XLA default threads"
+  header = (f"device: {kind} x{jax.device_count()} ({jax.default_backend()}), {threads}, jax {jax.__version__}, "
+            f"dtype {args.dtype}, f32 matmul {args.f32_matmul or 'library defaults'}")
+  device = "-"
+  if args.side != "ours":  # `--side ours` never imports torch
+    import torch
+    import transformers
+    transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+    device = args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.f32_matmul:
+      torch.set_float32_matmul_precision("high" if args.f32_matmul == "tf32" else "highest")
+    torch.set_num_threads(1 if args.single_thread else os.cpu_count() or 1)
+    torch_kind = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu"
+    header += (f", torch on {device} ({torch_kind}), torch threads {torch.get_num_threads()}, torch "
+               f"{torch.__version__} (f32 matmul {torch.get_float32_matmul_precision()}), "
+               f"transformers {transformers.__version__}")
+  print(f"{header}; median of {args.repeats} interleaved steps, lr {LR}"
         + (f"; MFU vs {peak:g} TFLOP/s" if peak else ""))
   mfu_head = f" {'MFU ours':>8} {'MFU torch':>9}" if peak else ""
   print(f"{'model':>8} {'shape':>7} {'tokens':>7} {'ours tok/s':>10} {'torch tok/s':>11} {'ratio':>6} "
-        f"{'pair range':>11} {'loss ours':>9} {'loss torch':>10}{mfu_head} {'1st s':>7} {'1st s t':>7}")
+        f"{'pair range':>11} {'loss ours':>9} {'loss torch':>10}{mfu_head} {'1st s':>7} {'1st s t':>7}", flush=True)
   for name in args.models.split(","):
     run(name, (args.shapes or SHAPES[name]).split(","), args.repeats, random_init=args.random_init,
-        dtype=args.dtype, device=device, peak=peak)
+        dtype=args.dtype, device=device, peak=peak, side=args.side,
+        log=lambda line: print(line, flush=True))
 
 
 if __name__ == "__main__":
