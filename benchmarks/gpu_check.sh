@@ -90,8 +90,9 @@ print(f"device copy of 4 GiB: {2 * x.numel() * 4 / t / 1e9:.0f} GB/s (read + wri
 PYEOF
 fi
 
-# Each side in its own process (JAX and PyTorch sharing one CUDA process stalled on the first H200 run):
-# ours never imports torch; PyTorch's process builds the same random weights with JAX on the CPU.
+# Each side in its own process, so one side's stall leaves the other's numbers: ours never imports torch;
+# PyTorch's process builds the same random weights with JAX on the CPU. (The first two H200 runs stalled
+# in JAX's compilation of `init_model`; the benchmarks now draw random weights on the host instead.)
 TRAIN=(benchmarks/train_step.py --random-init --models smollm2 --repeats "$TRAIN_REPEATS")
 SAMPLE=(benchmarks/sampling.py --random-init --batches "$SAMPLE_BATCHES" --new-tokens "$SAMPLE_TOKENS"
         --repeats "$SAMPLE_REPEATS" --hbm-gbps "$HBM_GBPS")

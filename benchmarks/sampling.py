@@ -15,12 +15,12 @@ XLA's (pin both to one core with `taskset -c 0` for a fair comparison on a share
 
 GPU: `--torch-device` (default cuda when torch sees one) runs PyTorch there; each timed call ends
 synchronised (ours returns host lists; PyTorch: `torch.cuda.synchronize`). `--random-init` builds the
-SmolLM2-135M architecture (`smollm2_135m_config.json`) with our random init on both sides (copied to
-PyTorch via `save_pretrained`), no asset or tokenizer needed: the prompts are then random token ids with
-the chat prompts' lengths (about 30-50 tokens), and the (tied) embedding is scaled by 10 so the next-token
-distribution is peaked like a trained model's (0.95-nucleus of ~1-120 tokens at temperature 0.8, instead of
-~42,000 of 49,152 with the plain init, which would time our rare wide-nucleus path on every step and PyTorch's
-full-vocabulary sort alike). `--dtype bfloat16`: weights, activations and KV cache in bf16
+SmolLM2-135M architecture (`smollm2_135m_config.json`) with random weights on both sides
+(`train_step.HostWeights`, copied to PyTorch via `save_pretrained`), no asset or tokenizer needed: the
+prompts are then random token ids with the chat prompts' lengths (about 30-50 tokens), and the (tied)
+embedding is scaled by 10 so the next-token distribution is peaked like a trained model's (0.95-nucleus
+of ~1-120 tokens at temperature 0.8, instead of ~42,000 of 49,152 unscaled, which would time our rare
+wide-nucleus path on every step). `--dtype bfloat16`: weights, activations and KV cache in bf16
 on both sides. Roofline: at batch 1 a decode step reads every weight once, so tokens/s <= HBM bandwidth /
 weight bytes (`--hbm-gbps`, printed when given). `--side ours|torch` times one side alone in its own
 process (as in `train_step.py`).
@@ -68,7 +68,7 @@ def main():
   import jax
   import numpy as np
 
-  from exsearch_jax.models import DecoderConfig, from_pretrained, init_model, load_config, save_pretrained
+  from exsearch_jax.models import DecoderConfig, from_pretrained, load_config
   from exsearch_jax.models.weight_layout import weight_specs
   from exsearch_jax.sampling import generate
 
@@ -81,17 +81,14 @@ def main():
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
   reference = None
   if args.random_init:
-    import tempfile
     config_path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "smollm2_135m_config.json")
     with open(config_path) as f:
       config = DecoderConfig.from_hf_dict(json.load(f), source=config_path, dtype=args.dtype,
                                           param_dtype=args.dtype)
-    ours = init_model(config, seed=0)
-    ours.embed.set_value(ours.embed.get_value() * EMBED_SCALE)  # peaked logits, as a trained model's
-    if "torch" in sides:
-      with tempfile.TemporaryDirectory() as directory:
-        save_pretrained(ours, directory)
-        reference = transformers.LlamaForCausalLM.from_pretrained(directory, dtype=getattr(torch, args.dtype))
+    from train_step import random_init_pair  # benchmarks/ is this script's sys.path[0]
+    make, reference = random_init_pair(config, seed=0, device="cpu", torch_side="torch" in sides,
+                                       embed_scale=EMBED_SCALE)  # peaked logits, as a trained model's
+    ours = make()
     rng = np.random.default_rng(0)  # the chat prompts' lengths are 30-50 tokens
     all_prompts = [rng.integers(3, config.vocab_size, int(rng.integers(30, 51))).tolist() for _ in QUESTIONS]
     pad = config.pad_token_id

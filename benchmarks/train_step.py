@@ -19,17 +19,18 @@ slow down a lot (PyTorch's most), so compare both settings.
 
 GPU: `--torch-device` (default cuda when torch sees one) puts the PyTorch model and batch there; every
 timed step ends synchronised (ours: `block_until_ready`, PyTorch: `torch.cuda.synchronize`).
-`--random-init` builds SmolLM2-135M from `smollm2_135m_config.json` (its GGUF config) with our random
-init, copied to PyTorch via `save_pretrained`, so no asset is needed (speed does not depend on the
-weights; both sides must still print the same first-step loss). `--dtype bfloat16` runs both sides in pure bf16
-(parameters, activations and AdamW state in bf16, as our large presets; losses in f32). `--f32-matmul`
+`--random-init` builds SmolLM2-135M from `smollm2_135m_config.json` (its GGUF config) with random
+weights drawn like our init (`HostWeights`), copied to PyTorch via `save_pretrained`, so no asset is
+needed (speed does not depend on the weights; both sides must still print the same first-step loss).
+`--dtype bfloat16` runs both sides in pure bf16 (parameters, activations and AdamW state in bf16, as our
+large presets; losses in f32). `--f32-matmul`
 sets the float32 matmul precision of both sides alike: `tf32` (JAX's default on recent GPUs, PyTorch
 `set_float32_matmul_precision("high")`) or `highest`; left out, each library keeps its own default
 (PyTorch: full f32). MFU = 6 · parameters · tokens/s (real tokens; attention FLOPs and padding not
 counted) over `--peak-tflops` (default: the dense bf16 datasheet peak where the device is known).
 `--side ours|torch` times one side alone in its own process (`ours` never imports torch; run `torch` with
-JAX_PLATFORMS=cpu so JAX only builds the weights): on the first H200 run, JAX and PyTorch sharing one
-CUDA process stalled.
+JAX_PLATFORMS=cpu so JAX only builds the weights), so a stall or crash of one side leaves the other's
+numbers.
 """
 import argparse
 import json
@@ -102,18 +103,58 @@ def smollm2_config(dtype="float32"):
     return DecoderConfig.from_hf_dict(json.load(f), source=SMOLLM2_CONFIG, dtype=dtype, param_dtype=dtype)
 
 
-def random_init_pair(config, seed=0, device="cpu", torch_side=True):
-  """(a function making our randomly initialised model, the transformers model with the same weights, or
-  None without `torch_side`)."""
+class HostWeights:
+  """Random weights drawn on the host with numpy, in HF layout: a tensor source for `build_from_tensors`.
+
+  Same distribution as our init (N(0, initializer_range^2) kernels, unit norm scales, zero biases), without
+  JAX's random numbers: `init_model` compiles one random-number fusion per weight, 25 s on a CPU and more
+  than 80 s on an H200 for SmolLM2-135M (the first GPU runs never got past it)."""
+
+  def __init__(self, config, seed=0, embed_scale=1.0):
+    from exsearch_jax.models.weight_layout import weight_specs
+    rng = np.random.default_rng(seed)
+    self.tensors = {}
+    for spec in weight_specs(config):
+      leaf = spec.path[-1]
+      if leaf == "scale":
+        value = np.ones(spec.hf_shape, np.float32)
+      elif leaf.endswith("_bias"):
+        value = np.zeros(spec.hf_shape, np.float32)
+      else:
+        value = rng.standard_normal(spec.hf_shape, np.float32) * np.float32(config.initializer_range)
+      self.tensors[spec.hf_name] = value * np.float32(embed_scale) if leaf == "embed" else value
+
+  def __contains__(self, name):
+    return name in self.tensors
+
+  def shape(self, name):
+    return self.tensors[name].shape
+
+  def get(self, name):
+    return self.tensors[name]
+
+  def describe(self, name):
+    return f"random host weights ({name})"
+
+
+def random_init_pair(config, seed=0, device="cpu", torch_side=True, embed_scale=1.0, host=True):
+  """(a function making our model with random host weights, or with `init_model` unless `host`, the
+  transformers model with the same weights, or None without `torch_side`)."""
   from exsearch_jax.models import init_model, save_pretrained
+  from exsearch_jax.models.loading import build_from_tensors
+  if host:
+    weights = HostWeights(config, seed, embed_scale)
+    make = lambda: build_from_tensors(config, weights)  # noqa: E731
+  else:
+    make = lambda: init_model(config, seed=seed)  # noqa: E731
   if not torch_side:
-    return lambda: init_model(config, seed=seed), None
+    return make, None
   import torch
   from transformers import LlamaForCausalLM
   with tempfile.TemporaryDirectory() as directory:
-    save_pretrained(init_model(config, seed=seed), directory)
+    save_pretrained(make(), directory)
     reference = LlamaForCausalLM.from_pretrained(directory, dtype=getattr(torch, config.param_dtype))
-  return lambda: init_model(config, seed=seed), reference.to(device)
+  return make, reference.to(device)
 
 
 def load_models(name, random_init=False, dtype="float32", device="cpu", torch_side=True):
@@ -137,7 +178,7 @@ def load_models(name, random_init=False, dtype="float32", device="cpu", torch_si
     from exsearch_jax.config import get_config
     config = DecoderConfig(**{**get_config("demo").model.init.to_dict(), "vocab_size": DEMO_VOCAB,
                               "dtype": dtype, "param_dtype": dtype})
-    return (*random_init_pair(config, device=device, torch_side=torch_side), config)
+    return (*random_init_pair(config, device=device, torch_side=torch_side, host=False), config)
   raise ValueError(f"unknown model {name!r}; choose from {sorted(SHAPES)}")
 
 
