@@ -42,6 +42,9 @@ def test_code_uniform_and_rejection_weights():
   assert uniform.tolist() == [1, 1, 1, 1, 1, 0]
   rejection, stats = compute_weights("rejection", GROUPS, LOGP, COUNT, CORRECT, VALID)
   assert rejection.tolist() == [1, 0, 0, 0, 0, 0] and stats["effective_sample_size"] == 1.0
+  balanced, _ = compute_weights("balanced", ["a", "a", "a", "b", "b"], LOGP[:5], COUNT[:5],
+                                np.array([1, 1, 0, 1, 0], bool), VALID[:5])
+  np.testing.assert_allclose(balanced, np.array([0.5, 0.5, 0, 1, 0]) * 3 / 2)  # each question 1, mean 1
   nan, _ = compute_weights("uniform", ["x"], np.array([np.nan]), np.array([1]), np.array([True]), np.array([True]))
   assert nan.tolist() == [0.0]
   with pytest.raises(ValueError, match="unknown weighting"):

@@ -82,7 +82,9 @@ class EMRun:
     cfg = self.cfg
     if phase == "stage0":
       return warmup.stage0_examples(self.data.world, self.chat, cfg.stage0.examples, self.rollout_cfg.shown,
-                                    seed=cfg.seed, corpus_share=cfg.stage0.corpus_share)
+                                    seed=cfg.seed, corpus_share=cfg.stage0.corpus_share,
+                                    chain_share=cfg.stage0.chain_share,
+                                    chain_queries=cfg.stage0.chain_queries)
     seeds = []
     if phase == "warmup" or cfg.em.replay_seeds:
       seeds = warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,

@@ -51,22 +51,19 @@ def _made_up_object(rng: random.Random, by_kind: dict, relation) -> str:
   return str(rng.randint(1850, 2020)) if relation.object == "year" else rng.choice(by_kind[relation.object])
 
 
-def _reading_task(rng: random.Random, by_kind: dict, chat, shown: int) -> Example:
-  """A one-hop search over made-up facts: copy the name into the query, read the fact off a passage.
+def _passages_about(rng: random.Random, by_kind: dict, rel, subject: str, obj: str, shown: int) -> list[dict]:
+  """`shown` passages about `subject`, one of them stating `rel`(subject) = obj.
 
-  Like real search results, every shown passage is about the same entity and mixes facts of other
-  relations with filler sentences, so the task is finding the sentence that answers, not the title.
+  Like real search results, every passage is about the same entity and mixes facts of other relations
+  with filler sentences, so reading means finding the sentence that answers, not the title.
   """
-  rel = rng.choice(sorted(RELATIONS.values(), key=lambda r: r.name))
-  subject = rng.choice(by_kind[rel.subject])
-  obj = _made_up_object(rng, by_kind, rel)
   others = [r for r in RELATIONS.values() if r.subject == rel.subject and r.name != rel.name]
 
   def sentences(first: Optional[str]) -> str:
     picked = [first] if first else []
     for r in rng.sample(others, min(len(others), rng.randint(1, 2))):
       picked.append(rng.choice(r.templates).format(s=subject, o=_made_up_object(rng, by_kind, r)))
-    if rng.random() < 0.5:
+    if rng.random() < 0.5 or not picked:  # a city has one relation: never an empty passage
       picked.append(rng.choice(FILLERS[rel.subject]).format(s=subject))
     rng.shuffle(picked)
     return " ".join(picked)
@@ -75,10 +72,57 @@ def _reading_task(rng: random.Random, by_kind: dict, chat, shown: int) -> Exampl
   hits = [{"title": subject, "text": sentences(answer)}] + [
       {"title": subject, "text": sentences(None)} for _ in range(max(shown, 1) - 1)]
   rng.shuffle(hits)
+  return hits
+
+
+def _reading_task(rng: random.Random, by_kind: dict, chat, shown: int) -> Example:
+  """A one-hop search over made-up facts: copy the name into the query, read the fact off a passage."""
+  rel = rng.choice(sorted(RELATIONS.values(), key=lambda r: r.name))
+  subject = rng.choice(by_kind[rel.subject])
+  obj = _made_up_object(rng, by_kind, rel)
   question = rel.question.format(s=subject)
-  steps = [{"query": question, "hits": hits, "fact": rel.fact.format(s=subject, o=obj)}]
+  steps = [{"query": question, "hits": _passages_about(rng, by_kind, rel, subject, obj, shown),
+            "fact": rel.fact.format(s=subject, o=obj)}]
   tokens, mask = chat.conversation(tj.chat_messages(question, steps, obj, shown))
   return Example(tuple(tokens), tuple(mask), 1.0)
+
+
+def _chain_task(rng: random.Random, by_kind: dict, chat, paths, shown: int, train_queries: bool) -> Example:
+  """Reading at every depth of a search: a made-up multi-hop chain searched hop by hop.
+
+  One-hop reading tasks only ever read right after the question; here the model reads after earlier
+  searches and facts too. Only the recorded facts are trained unless `train_queries`, so the queries
+  (the search strategy) are still left to the seed trajectories.
+  """
+  path = rng.choice(paths)
+  start = rng.choice(by_kind[RELATIONS[path[0]].subject])
+  steps, subject = [], start
+  for name in path:
+    rel = RELATIONS[name]
+    obj = _made_up_object(rng, by_kind, rel)
+    steps.append({"query": rel.question.format(s=subject),
+                  "hits": _passages_about(rng, by_kind, rel, subject, obj, shown),
+                  "fact": rel.fact.format(s=subject, o=obj)})
+    subject = obj
+  tokens, mask = chat.conversation(tj.chat_messages(chain_question(path, start), steps, subject, shown))
+  return Example(tuple(tokens), tuple(mask if train_queries else _facts_only(tokens, mask, chat)), 1.0)
+
+
+def _facts_only(tokens: Sequence[int], mask: Sequence[bool], chat) -> list[bool]:
+  """The loss mask narrowed to the recorded facts: from each <FACT> marker up to the next <QUERY>/<FINAL>."""
+  (fact,), stops = (_marker(chat, tj.FACT),), {_marker(chat, tj.QUERY), _marker(chat, tj.FINAL)}
+  out, inside = [], False
+  for token, trained in zip(tokens, mask):
+    inside = trained and (token == fact or (inside and token not in stops))
+    out.append(inside)
+  return out
+
+
+def _marker(chat, tag: str) -> int:
+  ids = chat.encode(tag)
+  if len(ids) != 1:
+    raise ValueError(f"stage 0 needs {tag} to be one token (a word-level tokenizer); got {len(ids)}")
+  return ids[0]
 
 
 def _restating_task(rng: random.Random, by_kind: dict, chat, paths) -> Example:
@@ -92,19 +136,24 @@ def _restating_task(rng: random.Random, by_kind: dict, chat, paths) -> Example:
   return Example(tuple(tokens), tuple(mask), 1.0)
 
 
-def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_share: float = 0.3) -> list[Example]:
-  """`count` examples: corpus passages (plain next-token), reading tasks and restating tasks."""
+def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_share: float = 0.3,
+                    chain_share: float = 0.0, chain_queries: bool = False) -> list[Example]:
+  """`count` examples: corpus passages (plain next-token) and, of the rest, `chain_share` multi-hop reading
+  chains, and one-hop reading tasks and restating tasks 7:3."""
   rng = random.Random(seed)
   paths = [p for p in chains(4) if len(p) > 1]
   by_kind = _names_by_kind(world)
   out = []
   for _ in range(count):
     u = rng.random()
+    tasks = (1 - corpus_share)
     if u < corpus_share:
       p = rng.choice(world.passages)
       tokens = chat.encode(f"Title: {p['title']}. Content: {p['text']}")
       out.append(Example(tuple(tokens), (True,) * len(tokens), 1.0))
-    elif u < corpus_share + (1 - corpus_share) * 0.7:
+    elif u < corpus_share + tasks * chain_share:
+      out.append(_chain_task(rng, by_kind, chat, paths, shown, chain_queries))
+    elif u < corpus_share + tasks * (chain_share + (1 - chain_share) * 0.7):
       out.append(_reading_task(rng, by_kind, chat, shown))
     else:
       out.append(_restating_task(rng, by_kind, chat, paths))

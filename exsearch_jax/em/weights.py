@@ -4,6 +4,9 @@
   code       4·exp(−mean NLL of y*), unnormalised (the reference implementation)
   uniform    1 for every valid trajectory
   rejection  1 if the trajectory's own final answer is right, else 0
+  balanced   rejection, but every question with a right sample carries the same total weight (1/k for each
+             of its k right samples, rescaled to average 1), so questions that are right 4 times out of 4
+             (easy ones, lucky yes/no guesses) do not outweigh a multi-hop question right once
 
 Invalid trajectories (unparseable, no answer, a non-finite score, more than two empty facts) get 0.
 `guard` drops questions whose best p(y*|x,z) is below it: with normalised weights every question
@@ -17,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-SCHEMES = ("paper", "code", "uniform", "rejection")
+SCHEMES = ("paper", "code", "uniform", "rejection", "balanced")
 
 
 def is_valid(traj, max_empty_facts: int = 2) -> bool:
@@ -54,6 +57,8 @@ def compute_weights(scheme: str, groups: Sequence[str], answer_logprob: np.ndarr
     best = prob[idx].max(initial=0.0)
     if scheme == "paper" and prob[idx].sum() > 0:
       weights[idx] = prob[idx] / prob[idx].sum()
+    if scheme == "balanced" and weights[idx].sum() > 0:
+      weights[idx] = weights[idx] / weights[idx].sum()
     if guard > 0 and best < guard:
       weights[idx] = 0.0
       dropped += 1
@@ -63,6 +68,8 @@ def compute_weights(scheme: str, groups: Sequence[str], answer_logprob: np.ndarr
     if w.sum() > 0:
       q = w / w.sum()
       entropies.append(float(-(q[q > 0] * np.log(q[q > 0])).sum()))
+  if scheme == "balanced" and weights.sum() > 0:
+    weights *= np.count_nonzero(weights) / weights.sum()
   total = weights.sum()
   stats = {
       "weight_scheme": scheme,
