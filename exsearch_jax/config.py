@@ -51,6 +51,8 @@ def _base() -> ml_collections.ConfigDict:
   # batch_size 0 = train.batch_size
   c.warmup = ml_collections.ConfigDict(dict(epochs=2, learning_rate=2e-6, batch_size=0))
   # Stage 0: a from-scratch model's short "pre-training" (corpus + reading/copying on made-up facts); 0 = skip.
+  # chain_share: of the non-corpus tasks, made-up multi-hop searches with only the facts trained (the queries
+  # too with chain_queries)
   c.stage0 = ml_collections.ConfigDict(dict(examples=0, epochs=1, learning_rate=1e-3, corpus_share=0.3, batch_size=0,
                                             chain_share=0.0, chain_queries=False))
   c.eval = ml_collections.ConfigDict(dict(split="dev"))

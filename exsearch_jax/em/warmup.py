@@ -110,7 +110,7 @@ def _chain_task(rng: random.Random, by_kind: dict, chat, paths, shown: int, trai
 
 def _facts_only(tokens: Sequence[int], mask: Sequence[bool], chat) -> list[bool]:
   """The loss mask narrowed to the recorded facts: from each <FACT> marker up to the next <QUERY>/<FINAL>."""
-  (fact,), stops = (_marker(chat, tj.FACT),), {_marker(chat, tj.QUERY), _marker(chat, tj.FINAL)}
+  fact, stops = _marker(chat, tj.FACT), {_marker(chat, tj.QUERY), _marker(chat, tj.FINAL)}
   out, inside = [], False
   for token, trained in zip(tokens, mask):
     inside = trained and (token == fact or (inside and token not in stops))
@@ -143,10 +143,9 @@ def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_s
   rng = random.Random(seed)
   paths = [p for p in chains(4) if len(p) > 1]
   by_kind = _names_by_kind(world)
-  out = []
+  tasks, out = 1 - corpus_share, []
   for _ in range(count):
     u = rng.random()
-    tasks = (1 - corpus_share)
     if u < corpus_share:
       p = rng.choice(world.passages)
       tokens = chat.encode(f"Title: {p['title']}. Content: {p['text']}")
