@@ -1,4 +1,4 @@
-"""Warm-up data: stage-0 tasks on made-up facts (what is trained, what is shown) and seed trajectories."""
+"""Stage-0 warm-up data: tasks on made-up facts (what is trained, what is shown, the mix of tasks)."""
 import random
 
 import pytest
@@ -7,6 +7,7 @@ from exsearch_jax import trajectory as tj
 from exsearch_jax.data.world import make_world
 from exsearch_jax.data.world_schema import RELATIONS, chains
 from exsearch_jax.em import warmup
+from exsearch_jax.em.setup import word_tokenizer_texts
 from exsearch_jax.models.word_tokenizer import build_word_tokenizer
 from exsearch_jax.sampling.chat import ChatFormat
 
@@ -14,10 +15,8 @@ from exsearch_jax.sampling.chat import ChatFormat
 @pytest.fixture(scope="module")
 def world_and_chat():
   world = make_world(0, "tiny")
-  texts = [f"{p['title']} {p['text']}" for p in world.passages]
-  texts += [q["question"] for split in world.splits.values() for q in split]
-  texts.append(tj.answer_request("") + " Question: Title: Content: [1] [2] (no results) "
-               "Which name does this question start from?")
+  texts = word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages],
+                               [q for split in world.splits.values() for q in split])
   return world, ChatFormat(build_word_tokenizer(texts))
 
 

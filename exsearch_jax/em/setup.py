@@ -76,16 +76,23 @@ def load_tokenizer_for(cfg, data: RunData, workdir: str):
   path = os.path.join(workdir, "tokenizer")
   if os.path.exists(os.path.join(path, "tokenizer.json")):
     return load_tokenizer(path)
-  from exsearch_jax import trajectory as tj
   from exsearch_jax.models.word_tokenizer import build_word_tokenizer
-  texts = [f"{p.title} {p.text}" for p in retrieval.read_corpus(data.corpus_path)]
-  for q in data.train + data.dev + data.seeds:
-    texts += [q["question"]] + list(q["golden_answers"]) + [s["fact"] for s in q.get("decomposition", [])]
-  texts.append(tj.answer_request("") + " Question: Title: Content: [1] [2] [3] (no results) yes no "
-               "Which name does this question start from?")
-  tokenizer = build_word_tokenizer(texts)
+  passages = [f"{p.title} {p.text}" for p in retrieval.read_corpus(data.corpus_path)]
+  tokenizer = build_word_tokenizer(word_tokenizer_texts(passages, data.train + data.dev + data.seeds))
   tokenizer.save_pretrained(path)
   return tokenizer
+
+
+def word_tokenizer_texts(passages: list, questions: list) -> list:
+  """Every text a word-level tokenizer must cover: passages, questions with their answers and facts, and
+  the fixed words of the trajectory format and of the stage-0 prompts."""
+  from exsearch_jax import trajectory as tj
+  from exsearch_jax.em.warmup import RESTATING_PROMPT
+  texts = list(passages)
+  for q in questions:
+    texts += [q["question"]] + list(q["golden_answers"]) + [s["fact"] for s in q.get("decomposition", [])]
+  texts.append(f"{tj.answer_request('')} Question: Title: Content: [1] [2] [3] (no results) yes no {RESTATING_PROMPT}")
+  return texts
 
 
 def build_run_model(cfg, tokenizer, chat, mesh):

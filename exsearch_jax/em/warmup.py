@@ -15,6 +15,8 @@ from exsearch_jax import trajectory as tj
 from exsearch_jax.data.world_schema import FILLERS, RELATIONS, chain_question, chains
 from exsearch_jax.em.sequences import Example
 
+RESTATING_PROMPT = "Which name does this question start from?"
+
 
 def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrieve_k: int) -> list[Example]:
   """Questions with a `decomposition` ([{"query", "fact"}], optional "passage_id") → SFT examples.
@@ -131,7 +133,7 @@ def _restating_task(rng: random.Random, by_kind: dict, chat, paths) -> Example:
   name = rng.choice(by_kind[RELATIONS[path[0]].subject])
   question = chain_question(path, name)
   tokens, mask = chat.conversation([
-      {"role": "user", "content": f"Which name does this question start from? {question}"},
+      {"role": "user", "content": f"{RESTATING_PROMPT} {question}"},
       {"role": "assistant", "content": name}])
   return Example(tuple(tokens), tuple(mask), 1.0)
 
