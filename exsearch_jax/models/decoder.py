@@ -74,14 +74,18 @@ class Attention(nnx.Module):
       self.o_bias = _param(rngs, (e,), ("embed",), pd)
 
   def _project(self, x, name):
-    dtype = self.config.jnp_dtype
-    y = jnp.einsum("ble,ehd->blhd", x, getattr(self, name)[...].astype(dtype))
+    w = getattr(self, name)[...].astype(self.config.jnp_dtype)
+    y = _dense(x, w.reshape(w.shape[0], -1)).reshape(*x.shape[:2], *w.shape[1:])
     if self.config.qkv_bias:
-      y = y + getattr(self, name + "_bias")[...].astype(dtype)
+      y = y + getattr(self, name + "_bias")[...].astype(self.config.jnp_dtype)
     return y
 
   def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None):
-    """x (B,T,E); mask (B,T,K) True where a query may see a key; returns (out, (k, v) of this layer)."""
+    """x (B,T,E); mask (B,T,K) True where a query may see a key; returns (out, (k, v) of this layer).
+
+    Without a cache the mask is causal in token order, so query block [lo, hi) only needs keys [0, hi):
+    `_query_blocks` splits the queries and skips the keys above the diagonal.
+    """
     cfg = self.config
     q = apply_rope(self._project(x, "q"), positions, inv_freq)
     k = apply_rope(self._project(x, "k"), positions, inv_freq)
@@ -90,18 +94,25 @@ class Attention(nnx.Module):
       rows = jnp.arange(x.shape[0])[:, None]
       k = cache_kv[0].at[rows, write_slots].set(k.astype(cache_kv[0].dtype), mode="drop")
       v = cache_kv[1].at[rows, write_slots].set(v.astype(cache_kv[1].dtype), mode="drop")
-    new_kv = (k, v)
+      out = self._attend(q, k, v, mask)
+    else:
+      out = jnp.concatenate([self._attend(q[:, lo:hi], k[:, :hi], v[:, :hi], mask[:, lo:hi, :hi])
+                             for lo, hi in _query_blocks(x.shape[1])], axis=1)
+    b, t, h, d = out.shape
+    out = _dense(out.reshape(b, t, h * d), self.o[...].astype(cfg.jnp_dtype).reshape(h * d, -1))
+    if cfg.o_bias:
+      out = out + self.o_bias[...].astype(cfg.jnp_dtype)
+    return out, (k, v)
+
+  def _attend(self, q, k, v, mask):
+    """Softmax attention of q (B,T,H,D) over k, v (B,S,KV,D); mask (B,T,S). f32 scores and softmax."""
+    cfg = self.config
     b, t, h, d = q.shape
-    groups = h // cfg.num_kv_heads
-    q = q.reshape(b, t, cfg.num_kv_heads, groups, d)
+    q = q.reshape(b, t, cfg.num_kv_heads, h // cfg.num_kv_heads, d)
     scores = jnp.einsum("btkgd,bskd->bkgts", q, k.astype(q.dtype)).astype(jnp.float32) * (d ** -0.5)
     scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(cfg.jnp_dtype)).reshape(b, t, h, d)
-    out = jnp.einsum("blhd,hde->ble", out, self.o[...].astype(cfg.jnp_dtype))
-    if cfg.o_bias:
-      out = out + self.o_bias[...].astype(cfg.jnp_dtype)
-    return out, new_kv
+    return jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(cfg.jnp_dtype)).reshape(b, t, h, d)
 
 
 class MLP(nnx.Module):
@@ -115,9 +126,9 @@ class MLP(nnx.Module):
     self.down = _param(rngs, (f, e), ("mlp", "embed"), pd, std)
 
   def __call__(self, x):
-    gate = x @ self.gate[...].astype(self.dtype)
-    up = x @ self.up[...].astype(self.dtype)
-    return (jax.nn.silu(gate) * up) @ self.down[...].astype(self.dtype)
+    gate = _dense(x, self.gate[...].astype(self.dtype))
+    up = _dense(x, self.up[...].astype(self.dtype))
+    return _dense(jax.nn.silu(gate) * up, self.down[...].astype(self.dtype))
 
 
 class Block(nnx.Module):
@@ -152,9 +163,9 @@ class Decoder(nnx.Module):
   def logits(self, hidden):
     dtype = self.config.jnp_dtype
     if self.config.tie_word_embeddings:
-      out = jnp.einsum("ble,ve->blv", hidden, self.embed[...].astype(dtype))
+      out = _dense(hidden, self.embed[...].astype(dtype).T)
     else:
-      out = hidden @ self.lm_head[...].astype(dtype)
+      out = _dense(hidden, self.lm_head[...].astype(dtype))
     return out.astype(jnp.float32)
 
   def hidden_states(self, input_ids, attention_mask=None):
@@ -197,6 +208,19 @@ class Decoder(nnx.Module):
     if not self.config.sliding_window:
       return True
     return query_pos - key_pos < self.config.sliding_window
+
+
+def _dense(x, w):
+  """x (B,T,I) @ w (I,O) as one 2-D matmul: XLA CPU ran the batched 3-D form ~1.5x slower (fwd+bwd)."""
+  b, t, i = x.shape
+  return (x.reshape(b * t, i) @ w).reshape(b, t, w.shape[1])
+
+
+def _query_blocks(length: int, max_blocks: int = 16, min_block: int = 64) -> list[tuple[int, int]]:
+  """[lo, hi) query blocks for causal attention. At 32 x 256 tokens, 4 blocks of 64 ran attention's fwd+bwd
+  1.5-2x faster on XLA CPU than one (T, T) block: a quarter fewer scores and smaller intermediates."""
+  size = max(min_block, -(-length // max_blocks))
+  return [(lo, min(lo + size, length)) for lo in range(0, length, size)]
 
 
 def _real_tokens(input_ids, attention_mask: Optional[jnp.ndarray]):
