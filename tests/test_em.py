@@ -14,6 +14,9 @@ from exsearch_jax.sharding import make_mesh
 
 CONFIG = DecoderConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
                        head_dim=8, eos_token_id=None)
+# Adam's first step is ~lr*g/(|g|+eps): with the default 1e-8, float rounding in a ~0 gradient becomes a
+# full step, so comparisons of two computations of the same step use a larger eps
+ADAM_EPS = 1e-4
 GROUPS = ["a", "a", "a", "b", "b", "b"]
 LOGP = np.log([0.5, 0.25, 0.0001, 0.01, 0.01, 0.02])
 COUNT = np.array([2, 2, 2, 4, 4, 4])
@@ -83,10 +86,10 @@ def test_equal_weights_equal_plain_sft():
   runs = []
   for weight in (1.0, None):
     model = init_model(CONFIG, seed=2)
-    trainer = Trainer(model, make_optimizer(), None)
+    trainer = Trainer(model, make_optimizer(eps=ADAM_EPS), None)
     if weight is None:  # plain SFT: mean over sequences of the mean token NLL, by hand with optax
       graphdef, params = nnx.split(init_model(CONFIG, seed=2))
-      tx = make_optimizer()
+      tx = make_optimizer(eps=ADAM_EPS)
       opt = tx.init(params)
 
       def sft(p):
@@ -112,7 +115,7 @@ def test_zero_weight_rows_and_micro_batches_do_not_change_the_step():
   examples = _examples(8, weights=[1, 2, 0.5, 1, 3, 1, 1, 0])
   results = []
   for micro in (1, 4):
-    trainer = Trainer(init_model(CONFIG, seed=3), make_optimizer(), None)
+    trainer = Trainer(init_model(CONFIG, seed=3), make_optimizer(eps=ADAM_EPS), None)
     metrics = trainer.update(S.pack(examples, micro, 8 // micro, 64), 1e-2)
     results.append((metrics["loss"], jax.tree.leaves(trainer.state.params)))
   assert results[0][0] == pytest.approx(results[1][0], rel=1e-5)
@@ -123,10 +126,9 @@ def test_zero_weight_rows_and_micro_batches_do_not_change_the_step():
 def test_sharded_train_step_equals_single_device():
   examples = _examples(16, seed=4)
   batch = S.pack(examples, 2, 8, 64)
-  # eps 1e-4: with the default 1e-8, Adam turns float-rounding noise in a ~0 gradient into a full step
-  single = Trainer(init_model(CONFIG, seed=5), make_optimizer(weight_decay=0.01, eps=1e-4), None)
+  single = Trainer(init_model(CONFIG, seed=5), make_optimizer(weight_decay=0.01, eps=ADAM_EPS), None)
   mesh = make_mesh({"data": 2, "fsdp": 2, "tensor": 2})
-  sharded = Trainer(init_model(CONFIG, mesh=mesh, seed=5), make_optimizer(weight_decay=0.01, eps=1e-4), mesh)
+  sharded = Trainer(init_model(CONFIG, mesh=mesh, seed=5), make_optimizer(weight_decay=0.01, eps=ADAM_EPS), mesh)
   for _ in range(2):
     m1, m8 = single.update(batch, 1e-2), sharded.update(batch, 1e-2)
     assert m1["loss"] == pytest.approx(m8["loss"], rel=1e-5)
