@@ -14,7 +14,7 @@ Examples have random lengths (a few rows shorter than the width, so there is pad
 tokens/s counts real (non-pad) tokens. Steps are interleaved (ours, PyTorch, ours, ...) so a busy CPU
 slows both alike; we report the median of `repeats` steps after two warm-up steps (ours: compilation)
 and the range of the per-pair ratio. Threads: torch uses every core and XLA its default unless
-`--single-thread`; on a machine where other processes hold cores, multi-threaded steps of both libraries
+`--single-thread` (the process pinned to one core, torch 1 thread, XLA single-threaded); on a machine where other processes hold cores, multi-threaded steps of both libraries
 slow down a lot (PyTorch's most), so compare both settings.
 
 GPU: `--torch-device` (default cuda when torch sees one) puts the PyTorch model and batch there; every
@@ -280,7 +280,7 @@ def main():
   parser.add_argument("--shapes", default="", help="rows x length list for every model, e.g. 4x256,8x128")
   parser.add_argument("--repeats", type=int, default=7)
   parser.add_argument("--single-thread", action="store_true",
-                      help="torch 1 thread and XLA single-threaded: like for like when other work holds cores")
+                      help="the process pinned to one core, torch 1 thread, XLA single-threaded: like for like")
   parser.add_argument("--quick", action="store_true",
                       help="demo model (with --random-init: SmolLM2-135M), 8x128, 3 timed steps")
   parser.add_argument("--random-init", action="store_true",
@@ -301,6 +301,8 @@ def main():
   os.environ.setdefault("TQDM_DISABLE", "1")  # the GGUF de-quantization progress bar
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU memory to PyTorch too
   if args.single_thread:  # before jax starts its CPU client
+    # XLA's flags alone no longer keep it on one core (its 2-D dots ran on both), so pin the whole process
+    os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") +
                                " --xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1")
   import jax
@@ -308,7 +310,7 @@ def main():
     jax.config.update("jax_default_matmul_precision", "tensorfloat32" if args.f32_matmul == "tf32" else "highest")
   kind = jax.devices()[0].device_kind
   peak = args.peak_tflops or peak_tflops(kind)
-  threads = "XLA single-threaded" if args.single_thread else "XLA default threads"
+  threads = "one core, XLA single-threaded" if args.single_thread else "XLA default threads"
   header = (f"device: {kind} x{jax.device_count()} ({jax.default_backend()}), {threads}, jax {jax.__version__}, "
             f"dtype {args.dtype}, f32 matmul {args.f32_matmul or 'library defaults'}")
   device = "-"

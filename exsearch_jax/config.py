@@ -48,8 +48,9 @@ def _base() -> ml_collections.ConfigDict:
       # fresh AdamW moments per phase; a fresh Adam's first steps move every weight by ~lr, which a tiny
       # model's few-example M-step does not survive, so the demo keeps its moments across phases
       reset_optimizer=True))
-  # batch_size 0 = train.batch_size
-  c.warmup = ml_collections.ConfigDict(dict(epochs=2, learning_rate=2e-6, batch_size=0))
+  # batch_size 0 = train.batch_size; stage0_mix: that many fresh stage-0 tasks (no corpus text) trained along
+  # with the seed trajectories
+  c.warmup = ml_collections.ConfigDict(dict(epochs=2, learning_rate=2e-6, batch_size=0, stage0_mix=0))
   # Stage 0: a from-scratch model's short "pre-training" (corpus + reading/copying on made-up facts); 0 = skip.
   # chain_share: of the non-corpus tasks, made-up multi-hop searches with only the facts trained (the queries
   # too with chain_queries)

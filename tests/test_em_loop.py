@@ -51,3 +51,15 @@ def test_phase_list_follows_the_config():
                          "eval/2"]
   cfg.stage0.examples = 0
   assert phases(cfg)[0] == "warmup/0"
+
+
+def test_warmup_mixes_in_fresh_stage0_tasks(tiny_run):
+  workdir = tiny_run[0]
+  cfg = tiny_config()
+  cfg.warmup.stage0_mix = 0
+  seeds = EMRun(cfg, workdir, progress=False)._examples("warmup", 0)
+  cfg.warmup.stage0_mix = 5
+  run = EMRun(cfg, workdir, progress=False)
+  mixed, stage0 = run._examples("warmup", 0), run._examples("stage0", 0)
+  assert mixed[:len(seeds)] == seeds and len(mixed) == len(seeds) + 5
+  assert not {e.tokens for e in mixed[len(seeds):]} & {e.tokens for e in stage0}  # new tasks, not stage 0's

@@ -81,17 +81,26 @@ class EMRun:
   def _examples(self, phase: str, iteration: int) -> list:
     cfg = self.cfg
     if phase == "stage0":
-      return warmup.stage0_examples(self.data.world, self.chat, cfg.stage0.examples, self.rollout_cfg.shown,
-                                    seed=cfg.seed, corpus_share=cfg.stage0.corpus_share,
-                                    chain_share=cfg.stage0.chain_share,
-                                    chain_queries=cfg.stage0.chain_queries)
+      return self._stage0_tasks(cfg.stage0.examples, cfg.seed, cfg.stage0.corpus_share)
     seeds = []
     if phase == "warmup" or cfg.em.replay_seeds:
       seeds = warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
                                    self.rollout_cfg.retrieve_k)
     if phase == "warmup":
-      return seeds
+      return seeds + self._stage0_mix()
     return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None) + seeds
+
+  def _stage0_mix(self) -> list:
+    """`warmup.stage0_mix` fresh stage-0 tasks trained with the seeds, so that many epochs on a few seeds
+    do not overwrite stage 0's copying (their own stream: none of them is a stage-0 example)."""
+    count = self.cfg.warmup.stage0_mix
+    return self._stage0_tasks(count, self.cfg.seed + _ORDER_STREAM["warmup"], 0.0) if count else []
+
+  def _stage0_tasks(self, count: int, seed: int, corpus_share: float) -> list:
+    s0 = self.cfg.stage0
+    return warmup.stage0_examples(self.data.world, self.chat, count, self.rollout_cfg.shown, seed=seed,
+                                  corpus_share=corpus_share, chain_share=s0.chain_share,
+                                  chain_queries=s0.chain_queries)
 
   def _read_examples(self, iteration: int) -> list:
     with open(self._estep_path(iteration), encoding="utf-8") as f:
