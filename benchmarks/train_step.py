@@ -66,12 +66,12 @@ def make_examples(rows, length, vocab, seed=0):
   return out
 
 
-def torch_step(model, lr):
+def torch_step(model, lr, eps=1e-8):
   """The PyTorch side: same loss, clipping and AdamW as `exsearch_jax.em.train_step`; returns step(batch).
   `.item()` of the loss and norm waits for the device, so a step is over when it returns."""
   import torch
   import torch.nn.functional as F
-  optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
+  optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=eps, weight_decay=0.0)
 
   def step(tokens, loss_mask, attention, weights):
     logits = model(input_ids=tokens[:, :-1], attention_mask=attention[:, :-1]).logits.float()

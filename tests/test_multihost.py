@@ -1,5 +1,5 @@
 """Multi-process runs: where the process group comes from, host-local sampling meshes, two processes x 4 CPU
-devices (one killed mid-run, then resumed) reaching bit-identical parameters to one 8-device process, and
+devices (one killed mid-run, then resumed) reaching the parameters of one 8-device process, and
 the others' bounded, clear exit when a process dies or fails."""
 import json
 import os
@@ -148,8 +148,10 @@ def _records(workdir: str) -> dict:
 def test_two_processes_killed_and_resumed_equal_one_process(tiny_run, tmp_path):
   """One EM iteration from the tiny run's model: rollout of each process's share, weights, two M-steps with
   a hybrid (ICI x DCN) mesh, checkpoints. The 8-device reference is a process group of one, so it uses the
-  same (gloo) collectives: then the parameters match bit for bit. (With XLA's in-process CPU collectives
-  the gradient all-reduce adds in another order; the parameters then differ by up to ~4e-6 after two steps.)"""
+  same (gloo) collectives. The parameters matched bit for bit until the decoder's matmuls became 2-D
+  (B*T, E) @ (E, O): XLA now partitions them differently on the hybrid mesh and 4% of the embedding differs
+  by one float32 ulp (<= 3e-8) after two steps, far below a repeated or lost step (~lr = 3e-3). (With XLA's
+  in-process CPU collectives the gradient all-reduce adds in another order: up to ~4e-6.)"""
   config = f"--config={ROOT}/tests/tiny_config.py:{os.path.join(tiny_run[0], 'final_model')}"
   multi, single = str(tmp_path / "multi"), str(tmp_path / "single")
   reference = _group(TRAIN + [config, f"--workdir={single}"], 1, 8, str(tmp_path / "single"))
@@ -168,7 +170,7 @@ def test_two_processes_killed_and_resumed_equal_one_process(tiny_run, tmp_path):
   ours, theirs = (load_file(os.path.join(w, "final_model", "model.safetensors")) for w in (multi, single))
   assert set(ours) == set(theirs)
   for name in ours:
-    np.testing.assert_array_equal(ours[name], theirs[name], err_msg=name)
+    np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-6, err_msg=name)
   records = _records(multi)
   assert records == _records(single) and set(records) == {("eval", 0), ("estep", 1), ("eval", 1)}
   estep = records["estep", 1]
