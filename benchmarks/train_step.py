@@ -14,8 +14,9 @@ Examples have random lengths (a few rows shorter than the width, so there is pad
 tokens/s counts real (non-pad) tokens. Steps are interleaved (ours, PyTorch, ours, ...) so a busy CPU
 slows both alike; we report the median of `repeats` steps after two warm-up steps (ours: compilation)
 and the range of the per-pair ratio. Threads: torch uses every core and XLA its default unless
-`--single-thread` (the process pinned to one core, torch 1 thread, XLA single-threaded); on a machine where other processes hold cores, multi-threaded steps of both libraries
-slow down a lot (PyTorch's most), so compare both settings.
+`--single-thread` (the process pinned to one core, torch 1 thread, XLA single-threaded); on a machine
+where other processes hold cores, multi-threaded steps of both libraries slow down a lot (PyTorch's
+most), so compare both settings.
 
 GPU: `--torch-device` (default cuda when torch sees one) puts the PyTorch model and batch there; every
 timed step ends synchronised (ours: `block_until_ready`, PyTorch: `torch.cuda.synchronize`).
@@ -107,8 +108,9 @@ class HostWeights:
   """Random weights drawn on the host with numpy, in HF layout: a tensor source for `build_from_tensors`.
 
   Same distribution as our init (N(0, initializer_range^2) kernels, unit norm scales, zero biases), without
-  JAX's random numbers: `init_model` compiles one random-number fusion per weight, 25 s on a CPU and more
-  than 80 s on an H200 for SmolLM2-135M (the first GPU runs never got past it)."""
+  JAX's random numbers: written when `init_model` compiled one random-number fusion per weight (more than
+  80 s on an H200 for SmolLM2-135M; the first GPU runs never got past it). `init_model` now compiles once
+  per distinct shape, but that path has not run on a GPU yet, so the GPU check keeps this one."""
 
   def __init__(self, config, seed=0, embed_scale=1.0):
     from exsearch_jax.models.weight_layout import weight_specs
