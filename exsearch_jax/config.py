@@ -68,7 +68,7 @@ def demo() -> ml_collections.ConfigDict:
   c.model.tokenizer = "word"  # a word-level tokenizer built from the world (names stay whole)
   c.rollout.update(dict(samples=4, max_steps=5, shown=2, step_tokens=32, answer_tokens=8, capacity=512,
                         batch_rows=256))
-  c.em.update(dict(iterations=5, weights="rejection", questions_per_iteration=400, seed_trajectories=96,
+  c.em.update(dict(iterations=5, weights="code", questions_per_iteration=400, seed_trajectories=96,
                    replay_seeds=True))
   c.train.update(dict(learning_rate=3e-4, batch_size=32, micro_batches=1, max_length=512, epochs=2,
                       checkpoint_every=50, reset_optimizer=False))
