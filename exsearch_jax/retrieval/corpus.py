@@ -31,7 +31,8 @@ class Passage:
     return f"{self.title}\n{self.text}" if self.title else self.text
 
 
-def _from_contents(contents: str) -> tuple[str, str]:
+def split_contents(contents: str) -> tuple[str, str]:
+  """FlashRAG's `contents` (the title in double quotes, a line break, the text) as (title, text)."""
   title, sep, text = contents.partition("\n")
   if not sep:
     return "", contents
@@ -54,7 +55,7 @@ def _jsonl(path: str) -> Iterator[tuple[int, Passage]]:
       if "text" in row:
         title, text = row.get("title") or "", row["text"]
       elif "contents" in row:
-        title, text = _from_contents(row["contents"])
+        title, text = split_contents(row["contents"])
       else:
         raise CorpusError(f"{path}:{line_no}: missing field 'text' (or FlashRAG 'contents')")
       if not isinstance(text, str) or not isinstance(title, str):

@@ -1,4 +1,4 @@
-"""An optional HTTP front for a retriever (one batched endpoint) and a client with the same `search`.
+"""An optional HTTP front for a retriever (one batched endpoint); its client is `remote.RemoteRetriever`.
 
 POST /search  {"queries": ["...", ...], "k": 10}  ->  {"results": [[{"id", "score", "title", "text"}, ...], ...]}
 GET  /health  ->  {"ok": true, "kind": ..., "num_passages": ...}
@@ -9,13 +9,9 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
-import urllib.error
-import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Sequence
 
-from exsearch_jax.errors import ExsearchError
-from exsearch_jax.retrieval.base import Hit
+from exsearch_jax.retrieval.remote import RemoteRetriever
 
 MAX_BODY_BYTES = 1 << 20
 MAX_QUERIES = 4096
@@ -91,25 +87,8 @@ def make_server(retriever, host: str = "127.0.0.1", port: int = 8000,
   return ThreadingHTTPServer((host, port), Handler)
 
 
-class RetrieverClient:
-  """Talks to `make_server`; has the same `search` as an in-process retriever."""
+class RetrieverClient(RemoteRetriever):
+  """Talks to `make_server`; kept for existing callers, `remote.RemoteRetriever` is the one implementation."""
 
-  def __init__(self, url: str, timeout: float = 60.0, batch_size: int = 1024):
-    self.url = url.rstrip("/")
-    self.timeout = timeout
-    self.batch_size = batch_size
-
-  def search(self, queries: Sequence[str], k: int) -> list[list[Hit]]:
-    results = []
-    for start in range(0, len(queries), self.batch_size):
-      body = json.dumps({"queries": list(queries[start:start + self.batch_size]), "k": k}).encode()
-      request = urllib.request.Request(self.url + "/search", data=body, headers={"Content-Type": "application/json"})
-      try:
-        with urllib.request.urlopen(request, timeout=self.timeout) as response:
-          payload = json.loads(response.read())
-      except urllib.error.HTTPError as e:
-        raise ExsearchError(f"retriever server {self.url}: HTTP {e.code}: {e.read().decode(errors='replace')}") from None
-      except urllib.error.URLError as e:
-        raise ExsearchError(f"retriever server {self.url} unreachable: {e.reason}") from None
-      results.extend([[Hit(**h) for h in hits] for hits in payload["results"]])
-    return results
+  def __init__(self, url: str, timeout: float = 60.0, batch_size: int = 1024, **kwargs):
+    super().__init__(url, "exsearch", timeout=timeout, batch_size=batch_size, **kwargs)
