@@ -3,6 +3,7 @@
 Formats: HotpotQA and 2WikiMultihopQA (one JSON list), MuSiQue, NQ-open and FlashRAG (JSON lines),
 Bamboogle (CSV). `labelled=False` reads a test file that ships without answers or supporting facts.
 Passages are identified by title: `supporting_ids` are the ids `export_hotpotqa_corpus` writes.
+The `decomposition` is a seed trajectory built from the benchmark's supervision (`oracle_seeds.py`).
 Every problem is one `DatasetError` naming file, line (record index in a JSON list) and field.
 """
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 from typing import Callable, Iterator
 
 from exsearch_jax.data.examples import REQUIRED, DatasetError, Record, check_unique_ids, make_example, unique
+from exsearch_jax.data.oracle_seeds import hotpot_steps, subject_title
 
 
 def _check_exists(path: str):
@@ -76,28 +78,40 @@ def _answers(rec: Record, labelled: bool, field: str = "answer") -> list[str]:
   return [answer] if answer else []
 
 
-def _supporting_titles(rec: Record, labelled: bool) -> list[str]:
+def _supporting_facts(rec: Record, labelled: bool) -> list[tuple[str, int]]:
+  """HotpotQA's and 2Wiki's `supporting_facts`: [[title, sentence index], ...]."""
   facts = rec.items("supporting_facts", list, REQUIRED if labelled else [])
   for i, fact in enumerate(facts):
     rec.check(len(fact) == 2 and isinstance(fact[0], str) and isinstance(fact[1], int)
               and not isinstance(fact[1], bool), f"supporting_facts[{i}]", "a [title, sentence index] pair")
-  return unique(fact[0] for fact in facts)
+  return [(title, index) for title, index in facts]
 
 
-def hotpot_context(rec: Record) -> list[tuple[str, list[str]]]:
+def hotpot_context(rec: Record, default=REQUIRED) -> list[tuple[str, list[str]]]:
   """The `context` field of HotpotQA and 2Wiki: [[title, [sentence, ...]], ...]."""
-  context = rec.items("context", list)
+  context = rec.items("context", list, default)
   for i, para in enumerate(context):
     rec.check(len(para) == 2 and isinstance(para[0], str) and isinstance(para[1], list)
               and all(isinstance(s, str) for s in para[1]), f"context[{i}]", "a [title, [sentences]] pair")
   return [(title, sentences) for title, sentences in context]
 
 
-def _hotpotqa(rec: Record, labelled: bool) -> dict:
+def _hotpot_fields(rec: Record, labelled: bool) -> tuple[dict, list[tuple[str, int]]]:
+  """What HotpotQA and 2Wiki share: the example without a decomposition, and the supporting facts."""
   qid, question, answers = rec.ident("_id"), rec.text("question"), _answers(rec, labelled)
-  titles = _supporting_titles(rec, labelled)
-  return make_example(qid, question, answers, supporting_ids=titles, supporting_titles=titles,
-                      hops=len(titles), type=rec.get("type", str, REQUIRED if labelled else ""))
+  facts = _supporting_facts(rec, labelled)
+  titles = unique(title for title, _ in facts)
+  example = make_example(qid, question, answers, supporting_ids=titles, supporting_titles=titles,
+                         hops=len(titles), type=rec.get("type", str, REQUIRED if labelled else ""))
+  return example, facts
+
+
+def _hotpotqa(rec: Record, labelled: bool) -> dict:
+  """The seed: one step per supporting paragraph, its subject as query and its supporting sentences as fact."""
+  example, facts = _hotpot_fields(rec, labelled)
+  context = hotpot_context(rec, REQUIRED if facts else [])   # a test file may omit it: no facts to look up
+  example["decomposition"] = hotpot_steps(example["question"], facts, context)
+  return example
 
 
 _PREPOSITIONS = frozenset(("at", "by", "for", "from", "in", "of", "on", "to", "with"))
@@ -111,8 +125,8 @@ def relation_query(subject: str, relation: str) -> str:
 
 
 def _2wiki(rec: Record, labelled: bool) -> dict:
-  """Like HotpotQA, plus `evidences` ([subject, relation, object] triples) as the decomposition."""
-  example = _hotpotqa(rec, labelled)
+  """Like HotpotQA, but the seed is `evidences` ([subject, relation, object] triples), from the subjects' paragraphs."""
+  example, _ = _hotpot_fields(rec, labelled)
   triples = rec.items("evidences", list, REQUIRED if labelled else [])
   steps = []
   for i, triple in enumerate(triples):
@@ -120,7 +134,8 @@ def _2wiki(rec: Record, labelled: bool) -> dict:
               "a [subject, relation, object] triple of strings")
     subject, relation, obj = triple
     query = relation_query(subject, relation)
-    steps.append({"query": query, "fact": f"{query}: {obj}"})
+    title = subject_title(subject, example["supporting_titles"])
+    steps.append({"query": query, "fact": f"{query}: {obj}", "title": title})
   example["decomposition"] = steps
   return example
 
@@ -145,15 +160,20 @@ def _musique(rec: Record, labelled: bool) -> dict:
     rec.check(isinstance(para.get("idx"), int) and isinstance(para.get("title"), str)
               and isinstance(para.get("paragraph_text"), str), f"paragraphs[{i}]",
               "an object with 'idx' (int), 'title' and 'paragraph_text' (strings)")
+  title_of = {para["idx"]: para["title"] for para in reversed(paragraphs)}   # the first paragraph with an idx
   steps = rec.items("question_decomposition", dict, REQUIRED if labelled else [])
   decomposition, answers, order = [], [], {}
   for i, step in enumerate(steps):
     rec.check(isinstance(step.get("question"), str) and isinstance(step.get("answer"), str),
               f"question_decomposition[{i}]",
               "an object with 'question' and 'answer' strings")
-    decomposition.append({"query": _musique_query(step["question"], answers), "fact": step["answer"]})
+    support = step.get("paragraph_support_idx")
+    rec.check(support is None or (isinstance(support, int) and not isinstance(support, bool) and support in title_of),
+              f"question_decomposition[{i}].paragraph_support_idx", "null or the 'idx' of one of the 'paragraphs'")
+    decomposition.append({"query": _musique_query(step["question"], answers), "fact": step["answer"],
+                          "title": title_of.get(support, "")})
     answers.append(step["answer"])
-    order.setdefault(step.get("paragraph_support_idx"), i)
+    order.setdefault(support, i)
   supporting = sorted((p for p in paragraphs if p.get("is_supporting") is True),
                       key=lambda p: order.get(p["idx"], len(order)))
   titles = unique(p["title"] for p in supporting)
@@ -163,18 +183,19 @@ def _musique(rec: Record, labelled: bool) -> dict:
                       type=kind, decomposition=decomposition)
 
 
-def _stem(path: str) -> str:
+def file_stem(path: str) -> str:
+  """A file's name as an id prefix (for formats whose rows have no id): "Sheet 1.csv" → "sheet_1"."""
   return re.sub(r"\W+", "_", os.path.splitext(os.path.basename(path))[0]).strip("_").lower()
 
 
 def _bamboogle(rec: Record, labelled: bool, index: int, path: str) -> dict:
   """Bamboogle's questions are all 2-hop compositional; rows have no id, so it is made from file and row."""
-  return make_example(f"{_stem(path)}_{index}", rec.text("Question"), _answers(rec, labelled, "Answer"), hops=2,
+  return make_example(f"{file_stem(path)}_{index}", rec.text("Question"), _answers(rec, labelled, "Answer"), hops=2,
                       type="compositional")
 
 
 def _nq_open(rec: Record, labelled: bool, index: int, path: str) -> dict:
-  qid = rec.ident() if "id" in rec.row else f"{_stem(path)}_{index}"
+  qid = rec.ident() if "id" in rec.row else f"{file_stem(path)}_{index}"
   answers = rec.strings("answer", REQUIRED if labelled else [])
   if labelled and not answers:
     rec.fail("field 'answer' is empty")
@@ -215,5 +236,8 @@ read_bamboogle = _reader(lambda path: iter_csv(path, ("Question", "Answer")), _b
 read_nq_open = _reader(iter_jsonl, _nq_open, indexed=True)
 read_flashrag = _reader(iter_jsonl, _flashrag)
 
+# by `config.data.format`
+FORMATS = {"hotpotqa": read_hotpotqa, "2wiki": read_2wikimultihopqa, "musique": read_musique, "nq": read_nq_open,
+           "bamboogle": read_bamboogle, "flashrag": read_flashrag}
 READERS = {"hotpotqa": read_hotpotqa, "two_wiki_multihop_qa": read_2wikimultihopqa, "musique": read_musique,
            "bamboogle": read_bamboogle, "nq_open": read_nq_open, "flashrag_qa": read_flashrag}   # by builder name
