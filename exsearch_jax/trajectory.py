@@ -1,6 +1,7 @@
 """The search-trajectory grammar: how steps are written into a chat, and how model output is parsed.
 
 A trajectory is a chat (the reference implementation's plain-text tags):
+  system:    the instruction (the protocol below in words; `INSTRUCTIONS`, never trained on)
   user:      Question: {question}
   assistant: <QUERY> sub-query
   user:      <SEARCH> [1] Title: T. Content: C  [2] ...
@@ -20,9 +21,42 @@ QUERY, SEARCH, FACT, FINAL = "<QUERY>", "<SEARCH>", "<FACT>", "<FINAL>"
 TAGS = (QUERY, SEARCH, FACT, FINAL)
 ANSWER_REQUEST = "please give the final answer to the input question: {question}"
 
+# What the model is told before the question. An instruct model that has never seen the protocol answers in
+# prose without it (SmolLM2-135M-Instruct: 0 searches on real HotpotQA questions). Written in our own words
+# after the reference implementation's prompt; it goes in the system turn (the user turn where the chat
+# template has no system role) and is masked from the loss like every non-assistant turn.
+INSTRUCTIONS = {
+    "none": None,
+    "exsearch": (
+        "You answer questions by searching a Wikipedia-like collection of passages, one search at a time.\n"
+        f"Step 1: write {QUERY} followed by a short search query about one thing the question needs.\n"
+        f"The search results come back after {SEARCH}. Read them.\n"
+        f"Step 2: write {FACT} followed by the fact you found in the results, then either {QUERY} with the "
+        f"next search query, or {FINAL} when the facts you recorded answer the question.\n"
+        "When asked for the final answer, reply with the short answer only: a name, a date, a number, "
+        "yes or no.\n"
+        f"Example, for \"Which river flows through the city where Mozart was born?\": \"{QUERY} Mozart "
+        f"birthplace\", then \"{FACT} Mozart was born in Salzburg.\\n{QUERY} river through Salzburg\", then "
+        f"\"{FACT} The Salzach flows through Salzburg.\\n{FINAL}\", then \"Salzach\"."),
+}
+
+
+def instruction_text(name: str) -> str | None:
+  """The instruction called `name` (None for "none"); a clear error for an unknown name."""
+  if name not in INSTRUCTIONS:
+    raise ValueError(f"unknown instruction {name!r}; choose one of {sorted(INSTRUCTIONS)}")
+  return INSTRUCTIONS[name]
+
 
 def question_turn(question: str) -> str:
   return f"Question: {question}"
+
+
+def opening_messages(question: str, instruction: str = "none") -> list[dict]:
+  """The turns before the model's first step: the instruction (a system turn) and the question."""
+  text = instruction_text(instruction)
+  system = [{"role": "system", "content": text}] if text else []
+  return system + [{"role": "user", "content": question_turn(question)}]
 
 
 def answer_request(question: str) -> str:
@@ -78,9 +112,10 @@ def parse_step(text: str, first: bool) -> Step:
   raise ParseError(f"not a {'first ' if first else ''}step: {text!r}")
 
 
-def chat_messages(question: str, steps: Sequence[dict], answer: Optional[str], shown: int) -> list[dict]:
+def chat_messages(question: str, steps: Sequence[dict], answer: Optional[str], shown: int,
+                  instruction: str = "none") -> list[dict]:
   """A whole trajectory as chat messages. `steps`: [{"query", "hits", "fact"}] in order."""
-  messages = [{"role": "user", "content": question_turn(question)}]
+  messages = opening_messages(question, instruction)
   fact = None
   for step in steps:
     messages.append({"role": "assistant", "content": assistant_step(fact, step["query"])})

@@ -61,3 +61,26 @@ def test_a_template_without_chat_support_is_refused():
   words.chat_template = None
   with pytest.raises(ConfigError, match="no chat template"):
     ChatFormat(words)
+
+
+def test_a_system_turn_tokenizes_like_the_template_and_is_never_trained_on(tokenizer):
+  from exsearch_jax import trajectory as tj
+  chat = ChatFormat(tokenizer)
+  messages = [{"role": "system", "content": tj.INSTRUCTIONS["exsearch"]}] + MESSAGES
+  ids, mask = chat.conversation(messages)
+  whole = tokenizer(tokenizer.apply_chat_template(messages, tokenize=False).rstrip("\n"),
+                    add_special_tokens=False)["input_ids"]
+  assert chat.has_system_role and ids == whole
+  prompt = chat.prompt(MESSAGES[0]["content"], tj.INSTRUCTIONS["exsearch"])
+  assert ids[:len(prompt)] == prompt and not any(mask[:len(prompt)])   # the instruction is masked from the loss
+  assert [t for t, m in zip(ids, mask) if m] == [t for t, m in zip(*chat.conversation(MESSAGES)) if m]
+
+
+def test_a_template_without_a_system_role_gets_the_instruction_in_the_first_user_turn():
+  words = _tokenizers()["word"]
+  words.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}{{ raise_exception('no system') }}"
+                         "{% endif %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+                         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+  chat = ChatFormat(words)
+  assert not chat.has_system_role
+  assert chat.prompt("Question: Who", "Ana Vel") == chat.prompt("Ana Vel\n\nQuestion: Who")

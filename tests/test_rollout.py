@@ -111,7 +111,7 @@ def _fixed_policy(chat, turn_text, answer_text=None, eot=True):
     (("hello there",), {}, "unparseable"),
     (("<QUERY> Who founded it ?",), {"max_steps": 3}, "step_budget"),
     (("<QUERY> Who founded it ?",), {"max_steps": 50, "capacity": 160}, "length"),
-    (("<QUERY> " + "word " * 100,), {"step_tokens": 16}, "length"),
+    (("<QUERY> " + "word " * 100,), {"step_tokens": 16}, "truncated"),
 ])
 def test_bad_trajectories_end_with_their_stop_reason(world, policy_args, cfg_kwargs, reason):
   w, retriever, chat = world
@@ -123,17 +123,47 @@ def test_bad_trajectories_end_with_their_stop_reason(world, policy_args, cfg_kwa
     assert all(len(t.steps) == 3 for t in trajs)
 
 
-def test_an_answer_that_never_ends_is_no_answer(world):
+def test_a_trajectory_at_its_step_budget_is_asked_for_the_answer(world):
+  w, retriever, chat = world
+  policy = _fixed_policy(chat, "<QUERY> Who founded it ?", "Who")
+  cfg = RolloutConfig(samples=1, max_steps=2, answer_at_budget=True)
+  trajs = rollout(policy, chat, retriever, w.splits["dev"][:3], cfg, session_factory=ScriptedSession)
+  for t in trajs:
+    assert (t.stop_reason, t.answer, len(t.steps)) == ("answered", "Who", 2)
+    asked = chat.decode(t.tokens[:t.answer_start])
+    assert asked.endswith(chat.decode(chat.user_turn(tj.answer_request(t.question))))
+    assert asked.count(tj.SEARCH) == 2 and asked.count(tj.QUERY) == 3  # the third query is not searched
+
+
+def test_a_search_whose_results_overflow_the_cache_is_followed_by_the_answer(world):
+  w, retriever, chat = world
+  policy = _fixed_policy(chat, "<QUERY> Who founded it ?", "Who")
+  cfg = RolloutConfig(samples=1, max_steps=50, capacity=160, answer_at_budget=True)
+  for t in rollout(policy, chat, retriever, w.splits["dev"][:3], cfg, session_factory=ScriptedSession):
+    assert (t.stop_reason, t.answer) == ("answered", "Who") and t.steps[-1]["retrieved_ids"] == []
+    assert all(s["retrieved_ids"] for s in t.steps[:-1]) and len(t.tokens) <= 160
+
+
+def test_the_instruction_is_the_system_turn_of_every_trajectory(world):
+  w, retriever, chat = world
+  policy = _fixed_policy(chat, "<QUERY> Who founded it ?")
+  cfg = RolloutConfig(samples=1, max_steps=1, instruction="exsearch")
+  (t,) = rollout(policy, chat, retriever, w.splits["dev"][:1], cfg, session_factory=ScriptedSession)
+  assert t.tokens[:t.prompt_length] == chat.prompt(tj.question_turn(t.question), tj.INSTRUCTIONS["exsearch"])
+  assert not any(t.loss_mask[:t.prompt_length])
+
+
+def test_an_answer_cut_by_its_token_budget_still_counts(world):
   w, retriever, chat = world
   policy = _fixed_policy(chat, "<QUERY> x <SEARCH>", None)
   def answers_forever(row, history):
     text = chat.decode(history)
     if "please give the final answer" in text:
-      return chat.encode("yes " * 100)
+      return chat.encode("Who " * 100)
     return chat.encode("<FACT> born <FINAL>") if tj.SEARCH in text else policy(row, history)
   trajs = rollout(answers_forever, chat, retriever, w.splits["dev"][:2], RolloutConfig(samples=1, answer_tokens=8),
                   session_factory=ScriptedSession)
-  assert [t.stop_reason for t in trajs] == ["no_answer"] * 2
+  assert [(t.stop_reason, t.answer) for t in trajs] == [("answered", "Who " * 7 + "Who")] * 2  # its 8 tokens
   assert [(len(t.steps), t.steps[0]["fact"]) for t in trajs] == [(1, "born")] * 2
 
 
@@ -149,7 +179,7 @@ def test_fuzzed_token_streams_never_crash_the_loop(world):
   trajs = rollout(noise, chat, retriever, w.splits["train"][:40], RolloutConfig(samples=4, max_steps=4, capacity=512),
                   session_factory=ScriptedSession)
   assert len(trajs) == 160
-  assert {t.stop_reason for t in trajs} <= {"answered", "unparseable", "step_budget", "length", "no_answer"}
+  assert {t.stop_reason for t in trajs} <= {"answered", "unparseable", "step_budget", "length", "truncated"}
   assert all(len(t.tokens) == len(t.loss_mask) == len(t.logprobs) for t in trajs)
 
 
@@ -188,3 +218,17 @@ def test_continuing_after_appended_text_equals_recomputing(world):
     full = start + first.tokens[row] + extra
     reference = np.asarray(model(np.array([full])))[0, -1]
     np.testing.assert_allclose(np.asarray(session.last)[row], reference, atol=1e-4, rtol=1e-4)
+
+
+def test_an_untrained_model_under_the_grammar_writes_parseable_trajectories(world):
+  """Random weights and sampling at temperature 1: every turn still parses, and none is cut off."""
+  w, retriever, chat = world
+  cfg = RolloutConfig(samples=4, max_steps=3, step_tokens=12, answer_tokens=6, capacity=512, batch_rows=16,
+                      temperature=1.0, top_p=1.0, constrained=True, answer_at_budget=True, seed=2)
+  trajs = rollout(_tiny_decoder(chat), chat, retriever, w.splits["dev"][:8], cfg)
+  assert {t.stop_reason for t in trajs} == {"answered"}
+  for t in trajs:
+    assert 1 <= len(t.steps) <= 3 and all(s["query"].strip() for s in t.steps)
+    turns = chat.decode(t.tokens[t.prompt_length:t.answer_start]).split(chat.end_of_turn_text)
+    assert turns[0].lstrip().startswith(tj.QUERY)
+    assert all(s["fact"] is not None for s in t.steps[:-1])  # every search but a budget-cut last one got a fact

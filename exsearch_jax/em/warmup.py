@@ -18,13 +18,18 @@ from exsearch_jax.em.sequences import Example
 RESTATING_PROMPT = "Which name does this question start from?"
 
 
-def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrieve_k: int) -> list[Example]:
-  """Questions with a `decomposition` ([{"query", "fact"}], optional "passage_id") → SFT examples.
+def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrieve_k: int, instruction: str = "none",
+                  chat_seeds: Sequence = ()) -> list[Example]:
+  """Seed trajectories → SFT examples: questions with a `decomposition` ([{"query", "fact"}] with an optional
+  "passage_id" or "title" of the passage that holds the fact), then `chat_seeds` (`ChatSeed`s, as given).
 
-  Each sub-query is searched with the real retriever; when the gold passage is not among the shown
+  Each sub-query is searched with the real retriever; when the fact's passage is not among the shown
   passages it replaces the last one, so a seed never teaches writing a fact that was not shown.
   """
-  passages = {p.id: p for p in getattr(retriever, "passages", [])}
+  by_id = {p.id: p for p in getattr(retriever, "passages", [])}
+  by_title = {}
+  for p in by_id.values():
+    by_title.setdefault(p.title, p)
   queries = [s["query"] for q in questions for s in q["decomposition"]]
   found = iter(retriever.search(queries, retrieve_k) if queries else [])
   out = []
@@ -32,13 +37,14 @@ def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrie
     steps = []
     for s in q["decomposition"]:
       hits = list(next(found))[:shown]
-      gold = passages.get(s.get("passage_id"))
+      gold = by_id.get(s.get("passage_id")) or by_title.get(s.get("title"))
       if gold is not None and gold.id not in [h.id for h in hits]:
         hits = hits[:shown - 1] + [gold]
       steps.append({"query": s["query"], "hits": hits, "fact": s["fact"]})
-    messages = tj.chat_messages(q["question"], steps, q["golden_answers"][0], shown)
-    tokens, mask = chat.conversation(messages)
-    out.append(Example(tuple(tokens), tuple(mask), 1.0))
+    messages = tj.chat_messages(q["question"], steps, q["golden_answers"][0], shown, instruction)
+    out.append(Example(*map(tuple, chat.conversation(messages)), 1.0))
+  for seed in chat_seeds:
+    out.append(Example(*map(tuple, chat.conversation(seed.messages(instruction))), 1.0))
   return out
 
 

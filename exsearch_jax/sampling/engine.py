@@ -22,6 +22,7 @@ from exsearch_jax.models.decoder import Decoder, KVCache, init_cache
 
 EOS, STOP, BUDGET = 1, 2, 3   # why a row's decode round ended
 compiles = {"count": 0}        # incremented when jit traces a new shape
+_DISALLOWED = -1e30            # logit of a token the grammar forbids (finite: no NaN if a state allowed none)
 CANDIDATES = 256               # nucleus candidates per row (see `sample_logits`)
 WIDE_CANDIDATES = 4096         # ... for the rare row whose nucleus is wider
 
@@ -138,26 +139,39 @@ def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding"),
                    donate_argnames=("cache",))
-def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, *, max_new, temperature, top_p, top_k,
-            sharding):
-  """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed."""
+def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, grammar, *, max_new, temperature, top_p,
+            top_k, sharding):
+  """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed.
+
+  `grammar`: None, or (allowed (S, V), transition (S, V), to_end (S,), half_spent (S,), row states (B,)):
+  each row samples among the tokens its state allows that still let the turn end within its budget, and
+  moves to the state its token leads to (to `half_spent[state]` once half its budget is written; see
+  `grammar.py`). Log-probs are the model's own, before the mask.
+  """
   compiles["count"] += 1
   model = nnx.merge(graphdef, state)
   batch = last.shape[0]
   rows = jnp.arange(batch)
 
-  def sample(logits, positions):
+  def sample(logits, positions, automaton, written):
     step_keys = jax.vmap(jax.random.fold_in)(keys, positions)
-    token = sample_logits(logits, step_keys, temperature, top_p, top_k)
+    masked = logits
+    if grammar is not None:
+      allowed, transition, to_end, half_spent = grammar[:4]
+      automaton = jnp.where(2 * written >= budget, half_spent[automaton], automaton)
+      fits = 1 + to_end[transition[automaton]] <= (budget - written)[:, None]
+      masked = jnp.where(allowed[automaton] & fits, logits, _DISALLOWED)
+    token = sample_logits(masked, step_keys, temperature, top_p, top_k)
     logprob = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
-    return token, logprob
+    return token, logprob, automaton if grammar is None else grammar[1][automaton, token]
 
   def finished(out, lengths, token, done):
     reason = jnp.where(jnp.isin(token, eos_ids), EOS, jnp.where(_ends_with_stop(out, lengths, stop_ids), STOP,
                                                                 jnp.where(lengths >= budget, BUDGET, 0)))
     return jnp.where(done, 0, reason)
 
-  first, first_lp = sample(last, cache.lengths)
+  automaton = jnp.zeros((batch,), jnp.int32) if grammar is None else grammar[4]
+  first, first_lp, automaton = sample(last, cache.lengths, automaton, jnp.zeros((batch,), jnp.int32))
   out = jnp.zeros((batch, max_new), jnp.int32).at[:, 0].set(first)
   logprobs = jnp.zeros((batch, max_new), jnp.float32).at[:, 0].set(first_lp)
   idle = budget <= 0
@@ -166,19 +180,20 @@ def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, *, ma
   done = idle | (reason > 0)
 
   def body(carry):
-    cache, out, logprobs, lengths, done, reason = carry
+    cache, out, logprobs, lengths, done, reason, automaton = carry
     token = out[rows, jnp.maximum(lengths - 1, 0)]
     logits, cache = model.decode(token[:, None], cache, attention_mask=~done[:, None])
-    nxt, lp = sample(logits[:, 0], cache.lengths)
+    nxt, lp, moved = sample(logits[:, 0], cache.lengths, automaton, lengths)
     write = jnp.where(done, max_new, lengths)
     out = out.at[rows, write].set(nxt, mode="drop")
     logprobs = logprobs.at[rows, write].set(lp, mode="drop")
     lengths = lengths + (~done).astype(jnp.int32)
     new_reason = finished(out, lengths, nxt, done)
-    return cache, out, logprobs, lengths, done | (new_reason > 0), jnp.maximum(reason, new_reason)
+    return (cache, out, logprobs, lengths, done | (new_reason > 0), jnp.maximum(reason, new_reason),
+            jnp.where(done, automaton, moved))
 
-  cache, out, logprobs, lengths, _, reason = jax.lax.while_loop(
-      lambda c: ~c[4].all(), body, (cache, out, logprobs, lengths, done, reason))
+  cache, out, logprobs, lengths, _, reason, _ = jax.lax.while_loop(
+      lambda c: ~c[4].all(), body, (cache, out, logprobs, lengths, done, reason, automaton))
   return _constrain(cache, sharding), out, logprobs, lengths, reason
 
 
@@ -210,6 +225,7 @@ class DecodeSession:
     self.cache = _new_cache(self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding)
     self.last = jnp.zeros((self.rows, model.config.vocab_size), jnp.float32)
     self.lengths = np.zeros(self.rows, np.int64)  # host mirror of the cache lengths
+    self._grammar = None  # (TurnGrammar, its tables on device), uploaded once per session
 
   def extend(self, appends: Sequence[Optional[Sequence[int]]]):
     """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
@@ -229,14 +245,26 @@ class DecodeSession:
     return int(self.capacity - self.lengths[r])
 
   def decode(self, budgets: Sequence[int], temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
-             stop: Iterable[Sequence[int]] = (), eos_token_ids: Sequence[int] = ()) -> Round:
-    """Samples until each row with budget > 0 ends. Only the last (stop) token is not yet in the cache."""
+             stop: Iterable[Sequence[int]] = (), eos_token_ids: Sequence[int] = (), grammar=None,
+             states: Optional[Sequence[int]] = None) -> Round:
+    """Samples until each row with budget > 0 ends. Only the last (stop) token is not yet in the cache.
+
+    `grammar` (a `grammar.TurnGrammar`) with `states` (each row's automaton state) constrains the tokens.
+    """
     budget = np.zeros(self.rows, np.int32)
     budget[:len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
     max_new = bucket(int(budget.max(initial=1)), minimum=8)
     eos = np.asarray(list(eos_token_ids), np.int32).reshape(-1)
+    automaton = None
+    if grammar is not None:
+      if self._grammar is None or self._grammar[0] is not grammar:
+        self._grammar = (grammar, *map(jnp.asarray, (grammar.allowed, grammar.transition, grammar.to_end,
+                                                     grammar.half_spent)))
+      rows = np.zeros(self.rows, np.int32)
+      rows[:len(states)] = states
+      automaton = (*self._grammar[1:], rows)
     self.cache, out, logprobs, lengths, reasons = _decode(
-        self.graphdef, self.state, self.cache, self.last, budget, self.keys, stop_array(stop), eos,
+        self.graphdef, self.state, self.cache, self.last, budget, self.keys, stop_array(stop), eos, automaton,
         max_new=max_new, temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
         sharding=self.sharding)
     out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))

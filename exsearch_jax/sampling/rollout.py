@@ -16,6 +16,7 @@ from absl import logging
 
 from exsearch_jax import trajectory as tj
 from exsearch_jax.sampling import engine
+from exsearch_jax.sampling import grammar as gm
 from exsearch_jax.sampling.chat import ChatFormat
 
 
@@ -32,6 +33,9 @@ class RolloutConfig:
   temperature: float = 0.8
   top_p: float = 0.95
   top_k: int = 0
+  instruction: str = "none"   # `trajectory.INSTRUCTIONS` name told before the question (system turn)
+  constrained: bool = False   # opening tags written for the model and a grammar mask on its step turns
+  answer_at_budget: bool = False  # a search past max_steps, or one whose results overflow the cache: ask the answer
   seed: int = 0
 
 
@@ -44,9 +48,11 @@ class Trajectory:
   loss_mask: list             # True where the model wrote the token (the M-step trains on these)
   logprobs: list              # log p of each model-written token when sampled (0.0 elsewhere)
   prompt_length: int
-  steps: list = dataclasses.field(default_factory=list)  # [{"query", "retrieved_ids", "shown_ids", "fact"}]
+  # [{"query", "retrieved_ids", "retrieved_titles", "shown_ids", "fact"}]
+  steps: list = dataclasses.field(default_factory=list)
   answer: Optional[str] = None
-  stop_reason: str = ""       # answered | unparseable | step_budget | length | no_answer
+  # answered | unparseable | truncated (a step turn ran out of tokens) | step_budget | length (the cache is full)
+  stop_reason: str = ""
   answer_start: int = -1      # index of the first answer-turn token (after the answer request); -1 = never asked
   golden_answers: Optional[list] = None
   weight: Optional[float] = None
@@ -63,6 +69,7 @@ def row_seed(seed: int, question_id: str, sample: int) -> int:
 class _Row:
   def __init__(self, traj: Trajectory):
     self.traj, self.answering, self.done = traj, False, False
+    self.prefix: list = []  # the opening tag written for the model at the start of this turn (constrained)
 
   def add(self, tokens, model_written: bool, logprobs=None):
     self.traj.tokens += tokens
@@ -76,13 +83,13 @@ class _Row:
 def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: RolloutConfig):
   """Records one assistant turn; returns ("search", query), ("answer", None) or None when the row ended."""
   row.add(tokens, True, logprobs)
-  if reason == engine.BUDGET:
-    row.finish("no_answer" if row.answering else "length")
-    return None
-  text = chat.decode(tokens)
-  if row.answering:
+  text = chat.decode(row.prefix + list(tokens))
+  if row.answering:  # an answer cut by its token budget still counts: its first line is read as the answer
     row.traj.answer = text.strip()
     row.finish("answered")
+    return None
+  if reason == engine.BUDGET:
+    row.finish("truncated")
     return None
   try:
     step = tj.parse_step(text, first=not row.traj.steps)
@@ -94,14 +101,25 @@ def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: Rol
   if step.action == "final":
     return "answer", None
   if len(row.traj.steps) >= cfg.max_steps:
+    if cfg.answer_at_budget:  # as the reference does: no more searches, but an answer
+      return "answer", None
     row.finish("step_budget")
     return None
-  row.traj.steps.append({"query": step.query, "retrieved_ids": [], "shown_ids": [], "fact": None})
+  row.traj.steps.append({"query": step.query, "retrieved_ids": [], "retrieved_titles": [], "shown_ids": [],
+                         "fact": None})
   return "search", step.query
 
 
+def _states(rows: list[_Row], grammar) -> Optional[list]:
+  """Each row's automaton state at the start of its turn (None: unconstrained)."""
+  if grammar is None:
+    return None
+  return [gm.FREE if r.done else grammar.answer_start if r.answering else
+          grammar.query_start if not r.traj.steps else grammar.fact_start for r in rows]
+
+
 def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig, sharding, shards, progress,
-                   session_factory):
+                   session_factory, grammar):
   eot = chat.end_of_turn
   stops = [chat.encode(tj.SEARCH), chat.encode(tj.FINAL)]
   session = session_factory(model, len(rows), cfg.capacity, sharding=sharding, shards=shards,
@@ -109,7 +127,9 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
   session.extend([r.traj.tokens for r in rows])
   while not all(r.done for r in rows):
     budgets = [0 if r.done else cfg.answer_tokens if r.answering else cfg.step_tokens for r in rows]
-    result = session.decode(budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot])
+    constraint = {} if grammar is None else {"grammar": grammar, "states": _states(rows, grammar)}
+    result = session.decode(budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot],
+                            **constraint)
     actions = {}
     for i, row in enumerate(rows):
       if budgets[i]:
@@ -120,6 +140,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
     user_turns = {i: tj.answer_request(rows[i].traj.question) for i in answering}
     for i, found in zip(searching, hits):
       rows[i].traj.steps[-1]["retrieved_ids"] = [h.id for h in found]
+      rows[i].traj.steps[-1]["retrieved_titles"] = [h.title for h in found]
       rows[i].traj.steps[-1]["shown_ids"] = [h.id for h in found[:cfg.shown]]
       user_turns[i] = tj.search_turn(found, cfg.shown)
     appends = [None] * len(rows)
@@ -127,7 +148,14 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       row, last = rows[i], result.tokens[i][-1]
       forced = [] if last == eot else [eot]  # a turn cut at <SEARCH>/<FINAL> is closed for the model
       turn = chat.user_turn(text)
-      if 1 + len(forced) + len(turn) + 1 > session.room(i):
+      prefix = list(grammar.fact_prefix) if grammar is not None and i not in answering else []
+      if 1 + len(forced) + len(turn) + len(prefix) + 1 > session.room(i) and i not in answering \
+          and cfg.answer_at_budget:  # the results do not fit in the cache: no more searches, but an answer
+        step = row.traj.steps[-1]
+        step["retrieved_ids"], step["retrieved_titles"], step["shown_ids"] = [], [], []
+        answering.add(i)
+        turn, prefix = chat.user_turn(tj.answer_request(row.traj.question)), []
+      if 1 + len(forced) + len(turn) + len(prefix) + 1 > session.room(i):
         row.finish("length")
         continue
       row.add(forced, False)
@@ -135,7 +163,9 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       row.answering = i in answering
       if row.answering:
         row.traj.answer_start = len(row.traj.tokens)
-      appends[i] = [last] + forced + turn
+      row.add(prefix, True)
+      row.prefix = prefix
+      appends[i] = [last] + forced + turn + prefix
     if any(appends):
       session.extend(appends)
     if progress is not None:
@@ -154,9 +184,14 @@ def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: 
   rows = [_Row(Trajectory(question_id=str(q["id"]), sample=s, question=q["question"], tokens=[], loss_mask=[],
                           logprobs=[], prompt_length=0, golden_answers=q.get("golden_answers")))
           for q in questions for s in range(cfg.samples)]
+  grammar = gm.grammar_for(chat) if cfg.constrained else None
+  system = tj.instruction_text(cfg.instruction)
   for row in rows:
-    row.add(chat.prompt(tj.question_turn(row.traj.question)), False)
+    row.add(chat.prompt(tj.question_turn(row.traj.question), system), False)
     row.traj.prompt_length = len(row.traj.tokens)
+    if grammar is not None:
+      row.prefix = list(grammar.query_prefix)
+      row.add(row.prefix, True)
   sharding = batch_sharding(mesh) if mesh is not None else None
   shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
   chunk = cfg.batch_rows
@@ -167,7 +202,7 @@ def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: 
   before = engine.compiles["count"]
   for start in range(0, len(rows), chunk):
     _rollout_chunk(model, chat, retriever, rows[start:start + chunk], cfg, sharding, shards, bar,
-                   session_factory)
+                   session_factory, grammar)
   if bar is not None:
     bar.close()
   logging.info("rollout: %d trajectories, %d new compiled programs", len(rows), engine.compiles["count"] - before)
