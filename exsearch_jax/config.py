@@ -28,14 +28,26 @@ def _base() -> ml_collections.ConfigDict:
   # Multi-host: degrees across TPU slices or hosts (DCN); any degree > 1 makes mesh.train the shape inside one.
   c.mesh.dcn = ml_collections.ConfigDict(dict(data=1, fsdp=1, tensor=1))
   c.generation = ml_collections.ConfigDict(dict(max_new_tokens=64, temperature=0.0, top_p=1.0, top_k=0))
-  # Data: the synthetic world (world_size set) or FlashRAG-format files (corpus/train/dev paths).
+  # Data: the synthetic world (world_size set) or benchmark files (world_size empty): train/dev/seeds in
+  # `format` (hotpotqa | 2wiki | musique | nq | bamboogle | flashrag, each in its official form); seeds
+  # default to the first train questions with a decomposition, or a file in seeds_format ("" = format,
+  # "messages" = chat JSONL); an empty corpus is built from the files' context paragraphs (hotpotqa, 2wiki,
+  # musique); dev_limit keeps the first dev questions (0 = all)
   c.data = ml_collections.ConfigDict(dict(
-      world_seed=0, world_size="demo", corpus="", train="", dev="", seeds="", dev_limit=0))
-  c.retrieval = ml_collections.ConfigDict(dict(kind="bm25", index_dir="", encoder="asset:all-minilm-l6-v2"))
-  # Sampling for the E-step (paper: 8 samples, <= 20 steps, top-10 retrieved, top-3 shown, 64 tokens, T 0.8, p 0.95)
+      world_seed=0, world_size="demo", format="flashrag", corpus="", train="", dev="", seeds="", seeds_format="",
+      dev_limit=0))
+  # kind: auto (BM25 on the world, dense MiniLM + ScaNN on real text) | scann | exact | bm25 | remote (a server at
+  # url speaking protocol exsearch | search_r1 | colbert, timeout seconds per request, retries after a failure)
+  c.retrieval = ml_collections.ConfigDict(dict(kind="auto", index_dir="", encoder="asset:all-minilm-l6-v2", url="",
+                                               protocol="exsearch", timeout=60.0, retries=3))
+  # Sampling for the E-step (paper: 8 samples, <= 20 steps, top-10 retrieved, top-3 shown, 64 tokens, T 0.8, p 0.95).
+  # instruction: what the model is told before the question (trajectory.INSTRUCTIONS: exsearch | none);
+  # constrained: opening tags written for the model and a grammar mask on its turns (sampling/grammar.py);
+  # answer_at_budget: a trajectory that asks for a search past max_steps is asked for its answer (the reference)
   c.rollout = ml_collections.ConfigDict(dict(
       samples=8, max_steps=20, retrieve_k=10, shown=3, step_tokens=64, answer_tokens=32, capacity=8192,
-      batch_rows=64, temperature=0.8, top_p=0.95, top_k=0))
+      batch_rows=64, temperature=0.8, top_p=0.95, top_k=0, instruction="exsearch", constrained=True,
+      answer_at_budget=True))
   c.em = ml_collections.ConfigDict(dict(
       iterations=5, weights="paper", guard=0.0, questions_per_iteration=0, seed_trajectories=1000,
       # train each M-step on the seed trajectories too (STaR-style replay): keeps the multi-hop strategy the
@@ -45,6 +57,9 @@ def _base() -> ml_collections.ConfigDict:
   c.train = ml_collections.ConfigDict(dict(
       learning_rate=2e-6, warmup_ratio=0.1, weight_decay=0.0, grad_clip=1.0, batch_size=256, micro_batches=8,
       max_length=8192, epochs=2, checkpoint_every=100,
+      # train only the top N decoder layers and the final norm (0 = every weight): the backward pass and the
+      # optimizer state stop there, for a real model on a small machine
+      trainable_layers=0,
       # fresh AdamW moments per phase; a fresh Adam's first steps move every weight by ~lr, which a tiny
       # model's few-example M-step does not survive, so the demo keeps its moments across phases
       reset_optimizer=True))
@@ -66,8 +81,10 @@ def demo() -> ml_collections.ConfigDict:
       vocab_size=2048, hidden_size=128, intermediate_size=384, num_layers=3, num_heads=4, num_kv_heads=2,
       head_dim=32, rope_theta=10000.0, tie_word_embeddings=True, max_position_embeddings=2048))
   c.model.tokenizer = "word"  # a word-level tokenizer built from the world (names stay whole)
+  c.retrieval.kind = "bm25"
+  # the word-level model is trained from scratch on the plain protocol (stage 0 and seeds, no instruction)
   c.rollout.update(dict(samples=4, max_steps=5, shown=2, step_tokens=32, answer_tokens=8, capacity=512,
-                        batch_rows=256))
+                        batch_rows=256, instruction="none", constrained=False, answer_at_budget=False))
   c.em.update(dict(iterations=5, weights="code", questions_per_iteration=400, seed_trajectories=96,
                    replay_seeds=True))
   c.train.update(dict(learning_rate=3e-4, batch_size=32, micro_batches=1, max_length=512, epochs=2,
@@ -82,7 +99,11 @@ def demo() -> ml_collections.ConfigDict:
 def smollm2_135m() -> ml_collections.ConfigDict:
   c = _base()
   c.model.checkpoint = "asset:smollm2-135m-instruct"
-  c.rollout.update(dict(samples=2, max_steps=4, step_tokens=48, answer_tokens=16, capacity=2048, batch_rows=16))
+  # measured zero-shot on 53 real HotpotQA questions (experiments/results/protocol_hotpotqa53): the grammar alone
+  # searches most (2.6 searches, Recall@5 0.75); with the instruction too, 1.4 and 0.67; without the grammar,
+  # no trajectory parses
+  c.rollout.update(dict(samples=2, max_steps=4, step_tokens=48, answer_tokens=16, capacity=2048, batch_rows=16,
+                        instruction="none", constrained=True, answer_at_budget=True))
   c.em.update(dict(iterations=2, questions_per_iteration=64, seed_trajectories=32))
   c.train.update(dict(learning_rate=1e-5, batch_size=8, micro_batches=2, max_length=2048, epochs=1))
   c.warmup.update(dict(epochs=1, learning_rate=1e-5))

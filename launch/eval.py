@@ -2,13 +2,22 @@
 
   python launch/eval.py --config=exsearch_jax/config.py:demo --workdir=runs/demo --model=runs/demo/final_model
   python launch/eval.py --config=exsearch_jax/config.py:smollm2_135m --workdir=runs/nq \
-      --config.data.world_size= --config.data.corpus=wiki.jsonl --config.data.train=train.jsonl \
-      --config.data.dev=nq_dev.jsonl --config.retrieval.kind=scann
+      --config.data.world_size= --config.data.format=flashrag --config.data.corpus=wiki.jsonl \
+      --config.data.dev=nq_dev.jsonl
 
-Prints EM / F1 / Acc (greedy, one trajectory per question) and the search diagnostics, and writes
-<workdir>/eval_<name>.json and an HTML page of the trajectories. Multi-process flags as in launch/train.py.
+Benchmark files in their official formats (HotpotQA, 2Wiki, MuSiQue carry their passages; the corpus and a dense
+index are then built in the workdir once):
+
+  python launch/eval.py --config=exsearch_jax/config.py:smollm2_135m --workdir=runs/hotpot \
+      --model=asset:smollm2-135m-instruct --config.data.world_size= --config.data.format=hotpotqa \
+      --config.data.dev=hotpot_dev_distractor_v1.json
+
+Prints EM / F1 / Acc (greedy, one trajectory per question), Recall@3/5 and Precision@3/5 of the supporting
+passages, the parse share and the search diagnostics, and writes <workdir>/eval_<name>.json, the trajectories
+(eval_<name>.jsonl) and an HTML page of them. Multi-process flags as in launch/train.py.
 """
 import json
+import math
 import os
 
 from absl import app, flags
@@ -35,7 +44,7 @@ def _evaluate():
   from exsearch_jax.em import setup
   from exsearch_jax.eval.runner import evaluate
   from exsearch_jax.models import from_pretrained, load_tokenizer
-  from exsearch_jax.sampling import inspect
+  from exsearch_jax.eval import html_report
   from exsearch_jax.sampling.chat import ChatFormat
   from exsearch_jax.sampling.rollout import RolloutConfig
   from exsearch_jax.sharding import sampling_meshes
@@ -44,7 +53,7 @@ def _evaluate():
   os.makedirs(_WORKDIR.value, exist_ok=True)
   path = resolve_checkpoint(_MODEL.value) if _MODEL.value else None
   with distributed.primary_first("exsearch-setup"):
-    data = setup.load_data(cfg, _WORKDIR.value)
+    data = setup.load_data(cfg, _WORKDIR.value, need_train=False)
     retriever = setup.load_retriever(cfg, data.corpus_path, _WORKDIR.value)
     tokenizer = load_tokenizer(path) if path else setup.load_tokenizer_for(cfg, data, _WORKDIR.value)
   chat = ChatFormat(tokenizer)
@@ -58,10 +67,14 @@ def _evaluate():
   if not distributed.is_primary():
     return
   out = os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.json")
+  metrics = {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in metrics.items()}  # strict JSON
   with open(out, "w", encoding="utf-8") as f:
     json.dump(metrics, f, indent=1)
-  passages = {p.id: {"title": p.title, "text": p.text} for p in retriever.passages}
-  inspect.write_html(trajectories, os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.html"), chat, passages)
+  with open(os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.jsonl"), "w", encoding="utf-8") as f:
+    for t in trajectories:
+      f.write(json.dumps(t.to_json(), ensure_ascii=False) + "\n")
+  passages = {p.id: {"title": p.title, "text": p.text} for p in getattr(retriever, "passages", [])}
+  html_report.write_html(trajectories, os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.html"), chat, passages)
   print(json.dumps(metrics, indent=1))
   print(f"EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f} on {metrics['n']} questions -> {out}")
 

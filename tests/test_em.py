@@ -111,6 +111,26 @@ def jnp_mean(x):
   return x.mean()
 
 
+def test_training_the_top_layer_moves_it_as_full_training_does_and_freezes_the_rest():
+  """With clipping off, the top layer's step depends on its own gradient only: the same as in full training."""
+  batch = S.pack(_examples(8, seed=7), 1, 8, 64)
+  full = Trainer(init_model(CONFIG, seed=8), make_optimizer(grad_clip=1e9, eps=ADAM_EPS), None)
+  top = Trainer(init_model(CONFIG, seed=8), make_optimizer(grad_clip=1e9, eps=ADAM_EPS), None, trainable_layers=1)
+  before = [np.asarray(x) for x in jax.tree.leaves(top.state.params)]
+  full.update(batch, 1e-2)
+  top.update(batch, 1e-2)
+  names = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(top.state.params)[0]]
+  assert sum(top.mask) == 10 and all(("[1]" in n) == m or "final_norm" in n for n, m in zip(names, top.mask))
+  for name, trained, old, new, reference in zip(names, top.mask, before, jax.tree.leaves(top.state.params),
+                                                jax.tree.leaves(full.state.params)):
+    if trained:
+      np.testing.assert_allclose(np.asarray(new), np.asarray(reference), rtol=1e-5, atol=1e-6, err_msg=name)
+      assert not np.array_equal(np.asarray(new), old), name
+    else:
+      np.testing.assert_array_equal(np.asarray(new), old, err_msg=name)
+  assert len(jax.tree.leaves(top.state.opt_state)) < len(jax.tree.leaves(full.state.opt_state))
+
+
 def test_zero_weight_rows_and_micro_batches_do_not_change_the_step():
   examples = _examples(8, weights=[1, 2, 0.5, 1, 3, 1, 1, 0])
   results = []

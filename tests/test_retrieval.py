@@ -106,3 +106,10 @@ def test_unknown_kind_and_missing_index(corpus, tmp_path):
     retrieval.build(corpus, str(tmp_path / "x"), kind="faiss")
   with pytest.raises(RetrievalIndexError, match="meta.json: missing"):
     retrieval.load(str(tmp_path / "nowhere"))
+
+
+def test_scann_index_in_a_relative_folder_loads_back(corpus, built, tmp_path, monkeypatch):
+  """ScaNN reads its asset paths back as written: a relative index folder must still load."""
+  monkeypatch.chdir(tmp_path)
+  retrieval.build(corpus, "relative/idx", kind="scann", progress=False, embeddings_from=built["exact"].out_dir)
+  assert retrieval.load("relative/idx").search(["football club"], 3)[0]

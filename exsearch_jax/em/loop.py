@@ -30,7 +30,7 @@ from exsearch_jax.em.estep import score_trajectories, weigh
 from exsearch_jax.em.train_step import Trainer, learning_rate, make_optimizer
 from exsearch_jax.errors import ConfigError
 from exsearch_jax.eval.runner import bootstrap_gain, evaluate, per_question_correct
-from exsearch_jax.sampling import inspect
+from exsearch_jax.eval import html_report
 from exsearch_jax.sampling.chat import ChatFormat
 from exsearch_jax.sampling.rollout import RolloutConfig, rollout
 from exsearch_jax.sharding import host_local_copy, sampling_meshes
@@ -64,6 +64,9 @@ class EMRun:
         raise ConfigError(f"{name}.batch_size / train.micro_batches = {batch_size} / {cfg.train.micro_batches} must "
                           f"be a whole number of rows per micro-batch and a multiple of the training mesh's "
                           f"data x fsdp = {shards}")
+    if (cfg.stage0.examples or cfg.warmup.stage0_mix) and not cfg.data.world_size:
+      raise ConfigError("stage0.examples and warmup.stage0_mix make reading tasks from the synthetic world's "
+                        "schema; set them to 0 for benchmark files (config.data.world_size is empty)")
     os.makedirs(workdir, exist_ok=True)
     with distributed.primary_first("exsearch-setup"):  # on a shared disk the others reuse what process 0 built
       self.data = setup.load_data(cfg, workdir)
@@ -71,11 +74,12 @@ class EMRun:
       self.tokenizer = setup.load_tokenizer_for(cfg, self.data, workdir)
     self.chat = ChatFormat(self.tokenizer)
     model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
-    self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh)
+    self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh,
+                           trainable_layers=cfg.train.trainable_layers)
     self.rollout_cfg = RolloutConfig(**cfg.rollout.to_dict(), seed=cfg.seed)
     self.checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
     self.log = report.MetricsLog(workdir, enabled=distributed.is_primary())
-    self.passages = {p.id: {"title": p.title, "text": p.text} for p in self.retriever.passages}
+    self.passages = {p.id: {"title": p.title, "text": p.text} for p in getattr(self.retriever, "passages", [])}
 
   # ---- training phases -------------------------------------------------------------------------
   def _examples(self, phase: str, iteration: int) -> list:
@@ -85,7 +89,7 @@ class EMRun:
     seeds = []
     if phase == "warmup" or cfg.em.replay_seeds:
       seeds = warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
-                                   self.rollout_cfg.retrieve_k)
+                                   self.rollout_cfg.retrieve_k, self.rollout_cfg.instruction, self.data.chat_seeds)
     if phase == "warmup":
       return seeds + self._stage0_mix()
     return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None) + seeds
@@ -178,8 +182,8 @@ class EMRun:
   def _write_estep(self, iteration: int, trajectories, examples, stats):
     directory = os.path.dirname(self._estep_path(iteration))
     os.makedirs(directory, exist_ok=True)
-    inspect.write_jsonl(trajectories, os.path.join(directory, "trajectories.jsonl"), self.chat)
-    inspect.write_html(trajectories[:200], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
+    html_report.write_jsonl(trajectories, os.path.join(directory, "trajectories.jsonl"), self.chat)
+    html_report.write_html(trajectories[:200], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
                        title=f"E-step {iteration}: sampled trajectories")
     tmp = self._estep_path(iteration) + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
@@ -201,7 +205,7 @@ class EMRun:
       return
     directory = os.path.join(self.workdir, "eval", str(iteration))
     os.makedirs(directory, exist_ok=True)
-    inspect.write_html(trajectories[:100], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
+    html_report.write_html(trajectories[:100], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
                        title=f"dev after iteration {iteration}")
     np.save(os.path.join(directory, "correct.npy"), per_question_correct(trajectories, questions))
     record = dict(kind="eval", iteration=iteration, split=self.cfg.eval.split, seconds=round(time.time() - started, 1),
@@ -224,12 +228,15 @@ class EMRun:
       if key in position["done"]:
         continue
       kind, iteration = key.split("/")[0], int(key.split("/")[1])
+      started = time.time()
       if kind in ("stage0", "warmup", "mstep"):
         self._train(key, position, halt_at)
       elif kind == "estep":
         self._estep(iteration)
       else:
         self._eval(iteration)
+      # wall time of the phase (of its resumed part only, when a run was killed inside it)
+      self.log.write(dict(kind="phase", phase=key, seconds=round(time.time() - started, 1)), iteration)
       position["done"].append(key)
       self._save(position, phase=None, step=0)
       if halt_at == (key, None):

@@ -6,6 +6,8 @@ import dataclasses
 import os
 from typing import Optional
 
+from absl import logging
+
 from exsearch_jax import retrieval
 from exsearch_jax.errors import ConfigError
 
@@ -17,15 +19,16 @@ class RunData:
   dev: list
   seeds: list           # questions with a decomposition, for warm-up SFT
   world: Optional[object] = None
+  chat_seeds: list = dataclasses.field(default_factory=list)   # seed trajectories given as chats (`ChatSeed`)
 
 
-def _read_questions(path: str) -> list:
-  from exsearch_jax.data import read_flashrag
-  return list(read_flashrag(path))
+def load_data(cfg, workdir: str, need_train: bool = True) -> RunData:
+  """The synthetic world (written to <workdir>/world) or the user's benchmark files (`data.format`).
 
-
-def load_data(cfg, workdir: str) -> RunData:
-  """The synthetic world (written to <workdir>/world) or the user's FlashRAG-format files."""
+  Seeds come from `data.seeds` (a file in `data.seeds_format`), else from the first train questions that
+  have a decomposition, which EM then does not sample. Without `data.corpus`, the corpus is built from the
+  files' context paragraphs (HotpotQA, 2Wiki, MuSiQue) into <workdir>/corpus.jsonl.
+  """
   d = cfg.data
   if d.world_size:
     from exsearch_jax.data import world as W
@@ -35,16 +38,51 @@ def load_data(cfg, workdir: str) -> RunData:
     seeds = train[:cfg.em.seed_trajectories]
     # seed questions are for warm-up only; EM samples the rest, so seeds are not counted twice
     return RunData(corpus, train[cfg.em.seed_trajectories:], dev, seeds, world)
-  for field in ("corpus", "train", "dev"):
+  from exsearch_jax.data import FORMATS, read_chat_seeds
+  if d.format not in FORMATS:
+    raise ConfigError(f"config.data.format={d.format!r}; choose one of {', '.join(FORMATS)}")
+  for field in ("train", "dev") if need_train else ("dev",):
     if not d[field]:
-      raise ConfigError(f"config.data.{field} is empty: set it (a FlashRAG jsonl) or set config.data.world_size")
-  train, dev = _read_questions(d.train), _read_questions(d.dev)
-  seeds = []
-  if d.seeds:
-    seeds = [q for q in _read_questions(d.seeds) if q.get("decomposition")]
+      raise ConfigError(f"config.data.{field} is empty: set it (a {d.format} file) or set config.data.world_size")
+  read = FORMATS[d.format]
+  train, dev = (list(read(d.train)) if d.train else []), list(read(d.dev))[:d.dev_limit or None]
+  seeds, chat_seeds, count = [], [], cfg.em.seed_trajectories
+  seeds_format = d.seeds_format or d.format
+  if d.seeds and seeds_format == "messages":
+    chat_seeds = read_chat_seeds(d.seeds)[:count]
+  elif d.seeds:
+    if seeds_format not in FORMATS:
+      raise ConfigError(f"config.data.seeds_format={seeds_format!r}; choose messages or one of {', '.join(FORMATS)}")
+    seeds = [q for q in FORMATS[seeds_format](d.seeds) if q.get("decomposition")][:count]
     if not seeds:
-      raise ConfigError(f"{d.seeds}: no question has a non-empty 'decomposition' to use as a seed trajectory")
-  return RunData(d.corpus, train, dev[:d.dev_limit] if d.dev_limit else dev, seeds[:cfg.em.seed_trajectories])
+      raise ConfigError(f"{d.seeds}: no question has a decomposition to use as a seed trajectory")
+  elif train:
+    with_steps = {q["id"] for q in train if q.get("decomposition")}
+    seeds = [q for q in train if q["id"] in with_steps][:count]
+    taken = {q["id"] for q in seeds}
+    train = [q for q in train if q["id"] not in taken]
+  corpus = d.corpus or _context_corpus(cfg, workdir, dev_count=len(dev))
+  return RunData(corpus, train, dev, seeds, chat_seeds=chat_seeds)
+
+
+def _context_corpus(cfg, workdir: str, dev_count: int) -> str:
+  """<workdir>/corpus.jsonl from the context paragraphs of the questions in use (the dev file up to
+  `data.dev_limit`), written by process 0 (another process only when it does not see it)."""
+  from exsearch_jax import distributed
+  from exsearch_jax.data import CONTEXT_FORMATS, export_context_corpus
+  d = cfg.data
+  if d.format not in CONTEXT_FORMATS:
+    raise ConfigError(f"config.data.corpus is empty and {d.format} files carry no context paragraphs to build one "
+                      f"from (those that do: {', '.join(CONTEXT_FORMATS)}); set config.data.corpus")
+  files = [(d.train, None), (d.dev, dev_count)]
+  if d.seeds and (d.seeds_format or d.format) == d.format:
+    files.append((d.seeds, None))
+  files = [(path, limit) for path, limit in files if path]
+  out = os.path.join(workdir, "corpus.jsonl")
+  if distributed.is_primary() or not os.path.exists(out):
+    count = export_context_corpus([p for p, _ in files], out, d.format, limits=[n for _, n in files])
+    logging.info("corpus: %d passages from the context paragraphs of %s", count, ", ".join(p for p, _ in files))
+  return out
 
 
 def _world_corpus(W, world, out: str) -> str:
@@ -59,12 +97,28 @@ def _world_corpus(W, world, out: str) -> str:
 def load_retriever(cfg, corpus_path: str, workdir: str, mesh=None):
   """A prebuilt index (config.retrieval.index_dir), or one built once into <workdir>/index."""
   r = cfg.retrieval
+  if r.kind == "remote":  # a running server (ours, Search-R1's or ColBERT's); the corpus is the server's business
+    if not r.url:
+      raise ConfigError("config.retrieval.kind=remote needs config.retrieval.url (e.g. http://127.0.0.1:8000)")
+    return retrieval.connect(r.url, r.protocol, timeout=r.timeout, retries=r.retries)
   if r.index_dir:
     return retrieval.load(r.index_dir, corpus_path=corpus_path)
-  out = os.path.join(workdir, f"index_{r.kind}")
+  kind = index_kind(cfg)
+  out = os.path.join(workdir, f"index_{kind}")
   if os.path.exists(os.path.join(out, "meta.json")):
     return retrieval.load(out, corpus_path=corpus_path)
-  return retrieval.build(corpus_path, out, kind=r.kind, encoder=r.encoder, progress=True, mesh=mesh)
+  return retrieval.build(corpus_path, out, kind=kind, encoder=r.encoder, progress=True, mesh=mesh)
+
+
+def index_kind(cfg) -> str:
+  """`retrieval.kind`, with "auto" read as BM25 on the synthetic world (made-up names, which a dense encoder
+  never saw) and dense MiniLM + ScaNN on real text."""
+  kind = cfg.retrieval.kind
+  if kind == "auto":
+    return "bm25" if cfg.data.world_size else "scann"
+  if kind not in retrieval.KINDS:
+    raise ConfigError(f"config.retrieval.kind={kind!r}; choose auto, remote or one of {', '.join(retrieval.KINDS)}")
+  return kind
 
 
 def load_tokenizer_for(cfg, data: RunData, workdir: str):

@@ -50,26 +50,52 @@ def learning_rate(step: int, total_steps: int, peak: float, warmup_ratio: float 
   return peak * (end_ratio + (1 - end_ratio) * 0.5 * (1 + np.cos(np.pi * progress)))
 
 
-def _step(graphdef, tx, params, opt_state, lr, tokens, loss_mask, attention_mask, weights):
+def trainable_mask(params, trainable_layers: int = 0) -> tuple:
+  """Which leaves of `params` (in `jax.tree.leaves` order) the M-step trains. 0: all of them; N > 0: the top N
+  decoder layers and the final norm only, so the backward pass stops at the first trained layer (the
+  embeddings, tied to the output head in small models, stay as they are)."""
+  flat = jax.tree_util.tree_flatten_with_path(params)[0]
+  if trainable_layers <= 0:
+    return (True,) * len(flat)
+  keys = [[getattr(k, "key", getattr(k, "idx", None)) for k in path] for path, _ in flat]
+  layers = 1 + max((k[1] for k in keys if k[0] == "layers"), default=-1)
+  if trainable_layers > layers:
+    raise ValueError(f"train.trainable_layers={trainable_layers}, but the model has {layers} layers")
+  return tuple(k[0] == "final_norm" or (k[0] == "layers" and k[1] >= layers - trainable_layers) for k in keys)
+
+
+def _split(params, mask):
+  """The trained leaves (a list) and a function putting trained leaves back among the frozen ones."""
+  leaves, treedef = jax.tree.flatten(params)
+
+  def join(trained):
+    it = iter(trained)
+    return treedef.unflatten([next(it) if m else leaf for leaf, m in zip(leaves, mask)])
+
+  return [leaf for leaf, m in zip(leaves, mask) if m], join
+
+
+def _step(graphdef, tx, mask, params, opt_state, lr, tokens, loss_mask, attention_mask, weights):
   sequences = jnp.maximum(jnp.sum(attention_mask[..., 0]), 1).astype(jnp.float32)
+  trained, join = _split(params, mask)
 
   def micro(grads_and_loss, batch):
     grads_acc, loss_acc = grads_and_loss
-    loss, grads = jax.value_and_grad(lambda p: weighted_loss_sum(nnx.merge(graphdef, p), *batch))(params)
+    loss, grads = jax.value_and_grad(lambda t: weighted_loss_sum(nnx.merge(graphdef, join(t)), *batch))(trained)
     return (jax.tree.map(jnp.add, grads_acc, grads), loss_acc + loss), None
 
-  zeros = jax.tree.map(jnp.zeros_like, params)
+  zeros = jax.tree.map(jnp.zeros_like, trained)
   (grads, loss), _ = jax.lax.scan(micro, (zeros, jnp.float32(0.0)), (tokens, loss_mask, attention_mask, weights))
   grads = jax.tree.map(lambda g: g / sequences, grads)
   loss = loss / sequences
   grad_norm = optax.global_norm(grads)
   finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
-  updates, new_opt = tx.update(grads, opt_state, params)
+  updates, new_opt = tx.update(grads, opt_state, trained)
   updates = jax.tree.map(lambda u: lr * u, updates)
-  new_params = optax.apply_updates(params, updates)
+  new_trained = optax.apply_updates(trained, updates)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
-  return keep(new_params, params), keep(new_opt, opt_state), {"loss": loss, "grad_norm": grad_norm,
-                                                              "skipped": ~finite}
+  return join(keep(new_trained, trained)), keep(new_opt, opt_state), {"loss": loss, "grad_norm": grad_norm,
+                                                                      "skipped": ~finite}
 
 
 @dataclasses.dataclass
@@ -80,21 +106,28 @@ class TrainState:
 
 
 class Trainer:
-  """Holds the sharded parameters and optimizer state of one model; `update(batch)` is one jitted step."""
+  """Holds the sharded parameters and optimizer state of one model; `update(batch)` is one jitted step.
 
-  def __init__(self, model, tx: optax.GradientTransformation, mesh=None):
+  `trainable_layers` > 0 trains only the top layers (`trainable_mask`); the optimizer state then holds
+  moments for those weights alone.
+  """
+
+  def __init__(self, model, tx: optax.GradientTransformation, mesh=None, trainable_layers: int = 0):
     self.graphdef, params = nnx.split(model)
     self.tx, self.mesh = tx, mesh
+    self.mask = trainable_mask(params, trainable_layers)
     self.param_shardings = state_shardings(params, mesh)
     params = jax.device_put(params, self.param_shardings)
+    init = lambda p: tx.init(_split(p, self.mask)[0])  # noqa: E731
     if mesh is None:
-      self._init_opt = jax.jit(tx.init)
+      self._init_opt = jax.jit(init)
     else:  # moments are sharded like their parameters; counters are replicated
       replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
+      trained_shardings = _split(self.param_shardings, self.mask)[0]
       opt_shardings = optax.tree_utils.tree_map_params(
-          tx, lambda _, sharding: sharding, jax.eval_shape(tx.init, params), self.param_shardings,
+          tx, lambda _, sharding: sharding, jax.eval_shape(init, params), trained_shardings,
           transform_non_params=lambda _: replicated)
-      self._init_opt = jax.jit(tx.init, out_shardings=opt_shardings)
+      self._init_opt = jax.jit(init, out_shardings=opt_shardings)
     opt_state = self._init_opt(params)
     self.opt_shardings = jax.tree.map(lambda x: x.sharding, opt_state)
     self.state = TrainState(params, opt_state, 0)
@@ -107,7 +140,7 @@ class Trainer:
       self._batch_shardings = (data, data, data, weights)
     else:
       in_shardings = out_shardings = self._batch_shardings = None
-    step = lambda *args: _step(self.graphdef, tx, *args)  # noqa: E731
+    step = lambda *args: _step(self.graphdef, tx, self.mask, *args)  # noqa: E731
     self._jit = jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=(0, 1))
 
   def update(self, batch: Batch, lr: float) -> dict:

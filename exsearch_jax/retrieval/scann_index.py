@@ -43,6 +43,9 @@ class ScannIndex:
     return cls(builder.build())
 
   def save(self, directory: str) -> None:
+    """ScaNN records its asset paths as given and reads them back from elsewhere, so they must be absolute
+    (a relative workdir gave "Error loading artifacts: File too short" on load)."""
+    directory = os.path.abspath(directory)
     os.makedirs(directory, exist_ok=True)
     self._searcher.serialize(directory)
 

@@ -11,11 +11,10 @@ import collections
 import dataclasses
 import html
 import json
-import re
-import string
 from typing import Iterable, Mapping, Optional, Sequence
 
 from exsearch_jax import trajectory as tj
+from exsearch_jax.eval.metrics import exact_match, extract_answer
 from exsearch_jax.sampling.rollout import Trajectory
 
 
@@ -42,16 +41,7 @@ def is_correct(answer: Optional[str], golds: Optional[Sequence[str]]) -> Optiona
     return None
   if answer is None:
     return False
-  try:
-    from exsearch_jax.eval.metrics import exact_match
-  except ImportError:
-    return _normalise(answer) in {_normalise(g) for g in golds}
-  return exact_match(answer, list(golds)) > 0
-
-
-def _normalise(s: str) -> str:
-  text = "".join(ch for ch in s.lower() if ch not in string.punctuation)
-  return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+  return exact_match(extract_answer(answer), list(golds)) > 0
 
 
 def _segments(traj: Trajectory) -> list[tuple[bool, list]]:

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from exsearch_jax.sampling import inspect as ins
+from exsearch_jax.eval import html_report as ins
 from exsearch_jax.sampling.rollout import RolloutConfig, Trajectory, rollout
 from tests import test_rollout
 from tests.test_rollout import ScriptedSession, _oracle_policy
