@@ -1,0 +1,61 @@
+"""What a run is built from: benchmark files in each format, default seeds, a corpus from contexts, the
+index kind, and one clear ConfigError for each impossible combination."""
+import os
+
+import pytest
+
+from exsearch_jax.config import get_config
+from exsearch_jax.em import setup
+from exsearch_jax.errors import ConfigError
+from exsearch_jax.retrieval import read_corpus
+
+FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures")
+HOTPOT = os.path.join(FIXTURES, "qa", "hotpotqa", "hotpot_dev_distractor_v1.json")
+NQ = os.path.join(FIXTURES, "qa", "nq_open", "NQ-open.dev.jsonl")
+
+
+def _files(fmt="hotpotqa", **data):
+  cfg = get_config("smollm2_135m")
+  cfg.data.update({**dict(world_size="", format=fmt, train=HOTPOT, dev=HOTPOT), **data})
+  cfg.em.seed_trajectories = 2
+  return cfg
+
+
+def test_seeds_default_to_the_first_train_questions_with_a_decomposition(tmp_path):
+  data = setup.load_data(_files(dev_limit=1), str(tmp_path))
+  assert [q["id"] for q in data.seeds] == ["5a8b57f25542995d1e6f1371", "5a8c7595554299585d9e36b6"]
+  assert [q["id"] for q in data.train] == ["5a85ea095542994775f606a8"]     # EM samples the rest
+  assert len(data.dev) == 1 and data.corpus_path == str(tmp_path / "corpus.jsonl")
+  titles = {p.title for p in read_corpus(data.corpus_path)}
+  assert "Shirley Temple" in titles                                         # every train context is in
+
+
+def test_dev_limit_bounds_the_corpus_built_from_the_dev_file(tmp_path):
+  cfg = _files(train="", dev_limit=1)
+  data = setup.load_data(cfg, str(tmp_path), need_train=False)
+  titles = {p.title for p in read_corpus(data.corpus_path)}
+  assert "Scott Derrickson" in titles and "Shirley Temple" not in titles    # only the first question's contexts
+
+
+def test_chat_seeds_and_impossible_data_configs(tmp_path):
+  seeds = os.path.join(FIXTURES, "seeds", "seeds.jsonl")
+  data = setup.load_data(_files(seeds=seeds, seeds_format="messages"), str(tmp_path))
+  assert len(data.chat_seeds) == 2 and not data.seeds and len(data.train) == 3
+  with pytest.raises(ConfigError, match="config.data.format='squad'"):
+    setup.load_data(_files(fmt="squad"), str(tmp_path))
+  with pytest.raises(ConfigError, match="config.data.train is empty"):
+    setup.load_data(_files(train=""), str(tmp_path))
+  with pytest.raises(ConfigError, match="nq files carry no context paragraphs.*set config.data.corpus"):
+    setup.load_data(_files(fmt="nq", train=NQ, dev=NQ), str(tmp_path))
+
+
+def test_index_kind_auto_is_bm25_on_the_world_and_dense_on_real_text():
+  world = get_config("smollm2_135m")
+  assert setup.index_kind(world) == "bm25" and setup.index_kind(_files()) == "scann"
+  cfg = _files()
+  cfg.retrieval.kind = "faiss"
+  with pytest.raises(ConfigError, match="config.retrieval.kind='faiss'"):
+    setup.index_kind(cfg)
+  cfg.retrieval.kind = "remote"
+  with pytest.raises(ConfigError, match="needs config.retrieval.url"):
+    setup.load_retriever(cfg, "", "")
