@@ -5,14 +5,19 @@ Scoring and weighing are apart because a multi-process run scores each process's
 trajectories and then weighs all of them together (weights are normalised per question)."""
 from __future__ import annotations
 
+import functools
 from typing import Sequence
 
+import jax
+import jax.numpy as jnp
 import numpy as np
+import optax
+from flax import nnx
 
 from exsearch_jax.em import weights as W
 from exsearch_jax.em.sequences import Example, pack, with_gold_answer
-from exsearch_jax.em.train_step import score_answers
 from exsearch_jax.eval import metrics
+from exsearch_jax.sampling import engine
 
 
 def gold_examples(trajectories, chat) -> list:
@@ -25,19 +30,25 @@ def gold_examples(trajectories, chat) -> list:
 
 
 def score(model, examples: Sequence, rows: int = 64, max_length: int = 4096) -> tuple[np.ndarray, np.ndarray]:
-  """log p(answer tokens) and their count for each example (NaN where the example is None)."""
+  """log p(answer tokens) and their count for each example (NaN where the example is None).
+
+  The answer is each example's final run of trained tokens (`_answer_start`); tokens past `max_length`
+  are not scored.
+  """
   logp = np.full(len(examples), np.nan)
   count = np.zeros(len(examples))
   present = [i for i, e in enumerate(examples) if e is not None]
+  graphdef, state = nnx.split(model)
   for start in range(0, len(present), rows):
     idx = present[start:start + rows]
-    answer_only = []
-    for i in idx:  # only the gold answer is scored: mask everything before the answer turn
-      e = examples[i]
-      n_answer = len(e.tokens) - _answer_start(e)
-      answer_only.append(Example(e.tokens, (False,) * (len(e.tokens) - n_answer) + (True,) * n_answer))
-    total, n = score_answers(model, pack(answer_only, 1, rows, max_length))
-    logp[idx], count[idx] = total[:len(idx)], n[:len(idx)]
+    batch = pack([examples[i] for i in idx], 1, rows, max_length)
+    width = batch.tokens.shape[-1]
+    starts, ends = np.ones(rows, np.int32), np.ones(rows, np.int32)
+    for r, i in enumerate(idx):
+      starts[r], ends[r] = _answer_start(examples[i]), min(len(examples[i].tokens), width)
+    span = engine.bucket(int(max(ends - starts, default=1)), minimum=8)
+    total, n = _answer_logprobs(graphdef, state, batch.tokens[0], batch.attention_mask[0], starts, ends, span=span)
+    logp[idx], count[idx] = np.asarray(total)[:len(idx)], np.asarray(n)[:len(idx)]
   return logp, count
 
 
@@ -47,6 +58,25 @@ def _answer_start(example: Example) -> int:
   while i > 0 and example.loss_mask[i - 1]:
     i -= 1
   return i
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "span"))
+def _answer_logprobs(graphdef, state, tokens, attention_mask, starts, ends, *, span):
+  """Per row: the sum of log p(token t) over answer tokens starts <= t < ends, and how many there are.
+
+  Only the `span` positions that predict the answer go through the output layer: the whole (rows, width,
+  vocab) logits of a real model's vocabulary would take gigabytes (64 x 1024 x 49,152 floats: 12.9 GB).
+  """
+  model = nnx.merge(graphdef, state)
+  hidden = model.hidden_states(tokens, attention_mask)
+  width = tokens.shape[1]
+  predicting = starts[:, None] - 1 + jnp.arange(span)[None, :]
+  valid = (predicting + 1 < ends[:, None]) & (predicting >= 0)
+  predicting = jnp.clip(predicting, 0, width - 1)
+  logits = model.logits(jnp.take_along_axis(hidden, predicting[..., None], axis=1))
+  targets = jnp.take_along_axis(tokens, jnp.minimum(predicting + 1, width - 1), axis=1)
+  logp = -optax.softmax_cross_entropy_with_integer_labels(logits, targets)
+  return (logp * valid).sum(axis=1), valid.sum(axis=1).astype(jnp.float32)
 
 
 def score_trajectories(model, chat, trajectories, rows: int = 64, max_length: int = 4096):

@@ -163,14 +163,3 @@ class Trainer:
   def restore(self, params, opt_state, step: int):
     self.state = TrainState(jax.device_put(params, self.param_shardings),
                             jax.device_put(opt_state, self.opt_shardings), int(step))
-
-
-_score_jit = jax.jit(lambda graphdef, state, *arrays: sequence_logprobs(nnx.merge(graphdef, state), *arrays),
-                     static_argnums=0)
-
-
-def score_answers(model, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
-  """log p(masked tokens) and their count per row of a (1, rows, length) batch: the E-step's scorer."""
-  graphdef, state = nnx.split(model)
-  total, count = _score_jit(graphdef, state, batch.tokens[0], batch.loss_mask[0], batch.attention_mask[0])
-  return np.asarray(total), np.asarray(count)
