@@ -7,6 +7,8 @@ import sys
 
 import pytest
 
+from exsearch_jax.data import FORMATS
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FIXTURES = os.path.join(ROOT, "tests", "fixtures", "qa")
 FILES = {"hotpotqa": os.path.join(FIXTURES, "hotpotqa", "hotpot_dev_distractor_v1.json"),
@@ -33,7 +35,7 @@ def test_eval_of_smollm2_on_an_official_file_builds_corpus_and_dense_index(fmt, 
           "--config.rollout.answer_tokens=8")
   with open(tmp_path / "eval_model.json", encoding="utf-8") as f:
     metrics = json.load(f)
-  assert EVAL_KEYS <= set(metrics) and metrics["n"] == len(open(FILES[fmt]).read().split('"question":')) - 1
+  assert EVAL_KEYS <= set(metrics) and metrics["n"] == len(list(FORMATS[fmt](FILES[fmt])))
   assert metrics["parse_share"] == 1.0 and metrics["mean_steps"] >= 1       # instructed, grammar-constrained
   assert 0.0 <= metrics["recall@5"] <= 1.0 and metrics["recall@3"] <= metrics["recall@5"]
   assert (tmp_path / "corpus.jsonl").exists() and (tmp_path / "index_scann" / "meta.json").exists()
