@@ -64,6 +64,34 @@ def _estep_table(esteps: list) -> str:
   return "\n".join(lines)
 
 
+def _estep_kinds_table(workdir: str, questions: list) -> str:
+  """What the E-step found, by question kind: the share of questions with at least one correct sample (the
+  only ones whose correct searches the M-step can reinforce), correct samples, searches, repeated queries."""
+  from exsearch_jax.eval.metrics import exact_match
+  from exsearch_jax.eval.runner import question_kind
+  kind_of = {q["id"]: question_kind(q) for q in questions}
+  lines = ["| iteration | kind | questions with a correct sample | correct samples | mean searches "
+           "| samples repeating a query |", "|---|---|---|---|---|---|"]
+  for it in sorted((int(d) for d in os.listdir(os.path.join(workdir, "estep")) if d.isdigit())):
+    path = os.path.join(workdir, "estep", str(it), "trajectories.jsonl")
+    if not os.path.exists(path):
+      continue
+    rows = {}
+    with open(path, encoding="utf-8") as f:
+      for line in f:
+        t = json.loads(line)
+        queries = [s["query"].strip().lower() for s in t["steps"]]
+        r = rows.setdefault(kind_of.get(t["question_id"], "unknown"), {"q": {}, "n": 0, "ok": 0, "steps": 0, "rep": 0})
+        right = bool(exact_match(t.get("answer") or "", t["golden_answers"]))
+        r["q"][t["question_id"]] = r["q"].get(t["question_id"], False) or right
+        r["n"], r["ok"], r["steps"] = r["n"] + 1, r["ok"] + right, r["steps"] + len(queries)
+        r["rep"] += len(set(queries)) < len(queries)
+    for kind, r in sorted(rows.items()):
+      lines.append(f"| {it} | {kind} | {sum(r['q'].values())} / {len(r['q'])} | {r['ok']} / {r['n']} "
+                   f"| {r['steps'] / r['n']:.2f} | {r['rep'] / r['n']:.2f} |")
+  return "\n".join(lines)
+
+
 def write_results(run, out: str, title: str) -> None:
   from exsearch_jax.em import report
   from experiments import provenance
@@ -79,7 +107,9 @@ def write_results(run, out: str, title: str) -> None:
     parts += [f"Dev EM gain of the last iteration over warm-up: {summary['em_gain']:+.1f} points "
               f"(paired bootstrap 95% interval {low:+.1f} .. {high:+.1f}"
               + ("; the interval includes 0: not significant)" if low <= 0 <= high else ")"), ""]
-  parts += ["E-step (sampled trajectories):", "", _estep_table(esteps), "", "Wall time per phase:", "",
+  parts += ["E-step (sampled trajectories):", "", _estep_table(esteps), "",
+            "E-step by question kind (exact match of the sampled answer):", "",
+            _estep_kinds_table(workdir, run.data.train), "", "Wall time per phase:", "",
             _phases_table(run.log.read("phase")), ""]
   with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
     f.write("\n".join(parts))
