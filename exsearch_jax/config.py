@@ -50,6 +50,8 @@ def _base() -> ml_collections.ConfigDict:
       answer_at_budget=True))
   c.em = ml_collections.ConfigDict(dict(
       iterations=5, weights="paper", guard=0.0, questions_per_iteration=0, seed_trajectories=1000,
+      # seed_balance: seeds taken from each question kind in turn (em/setup.pick_seeds), not the first N
+      seed_balance=False,
       # train each M-step on the seed trajectories too (STaR-style replay): keeps the multi-hop strategy the
       # seeds taught when most correct samples are one-hop
       replay_seeds=False))

@@ -59,3 +59,26 @@ def test_index_kind_auto_is_bm25_on_the_world_and_dense_on_real_text():
   cfg.retrieval.kind = "remote"
   with pytest.raises(ConfigError, match="needs config.retrieval.url"):
     setup.load_retriever(cfg, "", "")
+
+
+def test_balanced_seeds_take_each_question_kind_in_turn():
+  questions = [{"id": f"b{i}", "type": "bridge"} for i in range(5)] + [
+      {"id": "c0", "type": "compositional", "hops": 3}, {"id": "s0", "type": "single"},
+      {"id": "c1", "type": "compositional", "hops": 4}]
+  assert [q["id"] for q in setup.pick_seeds(questions, 3, balanced=False)] == ["b0", "b1", "b2"]
+  assert [q["id"] for q in setup.pick_seeds(questions, 4, balanced=True)] == ["b0", "c0", "s0", "c1"]
+  assert [q["id"] for q in setup.pick_seeds(questions, 6, balanced=True)] == ["b0", "b1", "b2", "c0", "s0", "c1"]
+  assert len(setup.pick_seeds(questions, 20, balanced=True)) == len(questions)
+
+
+def test_balanced_world_seeds_are_not_sampled_by_em(tmp_path):
+  cfg = get_config("smollm2_135m")
+  cfg.data.update(world_size="demo", dev_limit=10)
+  cfg.em.update(seed_trajectories=40, seed_balance=True)
+  data = setup.load_data(cfg, str(tmp_path))
+  kinds = {}
+  for q in data.seeds:
+    kinds[q["type"], q["hops"]] = kinds.get((q["type"], q["hops"]), 0) + 1
+  assert len(data.seeds) == 40 and min(kinds.values()) >= 8 and len(kinds) == 5
+  assert not {q["id"] for q in data.seeds} & {q["id"] for q in data.train}
+  assert len(data.train) + 40 == 2400

@@ -35,9 +35,10 @@ def load_data(cfg, workdir: str, need_train: bool = True) -> RunData:
     world = W.make_world(d.world_seed, d.world_size)
     corpus = _world_corpus(W, world, os.path.join(workdir, "world"))
     train, dev = world.splits["train"], world.splits[cfg.eval.split][:d.dev_limit or None]
-    seeds = train[:cfg.em.seed_trajectories]
+    seeds = pick_seeds(train, cfg.em.seed_trajectories, cfg.em.seed_balance)
+    taken = {q["id"] for q in seeds}
     # seed questions are for warm-up only; EM samples the rest, so seeds are not counted twice
-    return RunData(corpus, train[cfg.em.seed_trajectories:], dev, seeds, world)
+    return RunData(corpus, [q for q in train if q["id"] not in taken], dev, seeds, world)
   from exsearch_jax.data import FORMATS, read_chat_seeds
   if d.format not in FORMATS:
     raise ConfigError(f"config.data.format={d.format!r}; choose one of {', '.join(FORMATS)}")
@@ -53,16 +54,34 @@ def load_data(cfg, workdir: str, need_train: bool = True) -> RunData:
   elif d.seeds:
     if seeds_format not in FORMATS:
       raise ConfigError(f"config.data.seeds_format={seeds_format!r}; choose messages or one of {', '.join(FORMATS)}")
-    seeds = [q for q in FORMATS[seeds_format](d.seeds) if q.get("decomposition")][:count]
+    seeds = pick_seeds([q for q in FORMATS[seeds_format](d.seeds) if q.get("decomposition")], count,
+                       cfg.em.seed_balance)
     if not seeds:
       raise ConfigError(f"{d.seeds}: no question has a decomposition to use as a seed trajectory")
   elif train:
-    with_steps = {q["id"] for q in train if q.get("decomposition")}
-    seeds = [q for q in train if q["id"] in with_steps][:count]
+    seeds = pick_seeds([q for q in train if q.get("decomposition")], count, cfg.em.seed_balance)
     taken = {q["id"] for q in seeds}
     train = [q for q in train if q["id"] not in taken]
   corpus = d.corpus or _context_corpus(cfg, workdir, dev_count=len(dev))
   return RunData(corpus, train, dev, seeds, chat_seeds=chat_seeds)
+
+
+def pick_seeds(questions: list, count: int, balanced: bool) -> list:
+  """The first `count` questions, or with `balanced` the first of each question kind in turn (round robin,
+  in file order), so that rare kinds (3-4-hop chains) are seeded as often as common ones."""
+  if not balanced:
+    return questions[:count]
+  from exsearch_jax.eval.runner import question_kind
+  by_kind = {}
+  for q in questions:
+    by_kind.setdefault(question_kind(q), []).append(q)
+  queues, picked = [list(reversed(v)) for _, v in sorted(by_kind.items())], []
+  while len(picked) < count and any(queues):
+    for queue in queues:
+      if queue and len(picked) < count:
+        picked.append(queue.pop())
+  order = {id(q): i for i, q in enumerate(questions)}
+  return sorted(picked, key=lambda q: order[id(q)])
 
 
 def _context_corpus(cfg, workdir: str, dev_count: int) -> str:
