@@ -4,7 +4,9 @@
       --out=experiments/results/smollm2_world
 
 Rerunning the command resumes the run in --workdir from its last checkpoint; the trained model is saved as an
-HF directory in <workdir>/final_model. --out receives results.md (dev
+HF directory in <workdir>/final_model. Results are rewritten after every evaluation (and at the end), so a run
+that spans sessions always has its latest tables; --results_only writes them without training further.
+--out receives results.md (dev
 scores and correct answers by question kind per iteration, the EM gain with its paired bootstrap 95%
 interval, minutes per phase, E-step statistics), em_curve.png, metrics.jsonl, the dev trajectories of the
 first and last evaluation as HTML, and provenance.json (command, resolved config, revision, machine).
@@ -22,6 +24,7 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Run config (a preset or a file in experiments/configs).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumed when it holds a checkpoint).")
 _OUT = flags.DEFINE_string("out", None, "Where the results are written.")
+_RESULTS_ONLY = flags.DEFINE_bool("results_only", False, "Write the results of the run so far; do not train.")
 flags.mark_flags_as_required(["config", "workdir", "out"])
 
 SCORES = ("em", "f1", "acc", "recall@3", "recall@5", "precision@3", "precision@5", "mean_steps", "parse_share")
@@ -132,11 +135,15 @@ def main(argv):
     logging.set_verbosity(logging.WARNING)
   from exsearch_jax.models import save_pretrained
   run = EMRun(_CONFIG.value, _WORKDIR.value)
-  run.run()
+  title = os.path.basename(_OUT.value.rstrip("/"))
+  if _RESULTS_ONLY.value:
+    write_results(run, _OUT.value, title)
+    return
+  run.run(on_phase=lambda key: write_results(run, _OUT.value, title) if key.startswith("eval/") else None)
   final = os.path.join(_WORKDIR.value, "final_model")
   if not os.path.exists(os.path.join(final, "config.json")):
     save_pretrained(run.trainer.model(), final, tokenizer=run.tokenizer)
-  write_results(run, _OUT.value, os.path.basename(_OUT.value.rstrip("/")))
+  write_results(run, _OUT.value, title)
 
 
 if __name__ == "__main__":

@@ -37,8 +37,10 @@ def test_killed_run_resumes_to_identical_parameters(tiny_run, tmp_path, halt_at)
   workdir = str(tmp_path)
   with pytest.raises(RunHalted):
     EMRun(tiny_config(), workdir, progress=False).run(halt_at=halt_at)
-  resumed = EMRun(tiny_config(), workdir, progress=False)
-  resumed.run()
+  resumed, finished = EMRun(tiny_config(), workdir, progress=False), []
+  resumed.run(on_phase=finished.append)  # told of each phase it ran, after its save
+  order = phases(tiny_config())
+  assert finished == order[order.index(halt_at[0]) + (1 if halt_at[1] is None else 0):]
   for a, b in zip(expected, _params(resumed)):
     np.testing.assert_array_equal(a, b)
   evals = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]

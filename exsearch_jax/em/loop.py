@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 from absl import logging
@@ -219,7 +219,9 @@ class EMRun:
     position.update(phase=phase, step=step, save=position.get("save", 0) + 1)
     self.checkpoints.save(position["save"], self.trainer, position)
 
-  def run(self, halt_at: Optional[tuple] = None) -> dict:
+  def run(self, halt_at: Optional[tuple] = None, on_phase: Optional[Callable[[str], None]] = None) -> dict:
+    """Every phase not yet done, in order; `on_phase(key)` after each one is saved (process 0 only), so
+    results can be written as they finish."""
     position = self.checkpoints.restore_latest(self.trainer) or {"done": [], "phase": None, "step": 0, "save": 0}
     if position["done"] or position.get("phase"):
       print(f"resuming: {len(position['done'])} phases done, in {position.get('phase')} at step "
@@ -239,6 +241,8 @@ class EMRun:
       self.log.write(dict(kind="phase", phase=key, seconds=round(time.time() - started, 1)), iteration)
       position["done"].append(key)
       self._save(position, phase=None, step=0)
+      if on_phase is not None and distributed.is_primary():
+        on_phase(key)
       if halt_at == (key, None):
         raise RunHalted(f"halted after {key}")
     return self.summary()
