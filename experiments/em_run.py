@@ -75,7 +75,10 @@ def _estep_kinds_table(workdir: str, questions: list) -> str:
   kind_of = {q["id"]: question_kind(q) for q in questions}
   lines = ["| iteration | kind | questions with a correct sample | correct samples | mean searches "
            "| samples repeating a query |", "|---|---|---|---|---|---|"]
-  for it in sorted((int(d) for d in os.listdir(os.path.join(workdir, "estep")) if d.isdigit())):
+  estep = os.path.join(workdir, "estep")
+  if not os.path.isdir(estep):  # results written after the warm-up's evaluation
+    return "no E-step yet"
+  for it in sorted((int(d) for d in os.listdir(estep) if d.isdigit())):
     path = os.path.join(workdir, "estep", str(it), "trajectories.jsonl")
     if not os.path.exists(path):
       continue

@@ -28,6 +28,10 @@ def test_estep_by_kind_counts_questions_with_a_correct_sample_and_repeated_queri
   assert lines[3] == "| 1 | compositional-3 | 0 / 1 | 0 / 1 | 0.00 | 0.00 |"
 
 
+def test_estep_by_kind_before_the_first_e_step(tmp_path):
+  assert em_run._estep_kinds_table(str(tmp_path), []) == "no E-step yet"  # pylint: disable=protected-access
+
+
 def test_phase_minutes_add_up_the_parts_of_a_resumed_phase():
   table = em_run._phases_table([{"phase": "estep/1", "seconds": 60}, {"phase": "estep/1", "seconds": 30},  # pylint: disable=protected-access
                                 {"phase": "mstep/1", "seconds": 90}])
