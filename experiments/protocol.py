@@ -41,7 +41,7 @@ def main(argv):
   del argv
   from exsearch_jax.assets import resolve_checkpoint
   from exsearch_jax.em import setup
-  from exsearch_jax.eval.html_report import write_html
+  from exsearch_jax.eval.html_report import write_html, write_jsonl
   from exsearch_jax.eval.runner import evaluate
   from exsearch_jax.models import from_pretrained, load_tokenizer
   from exsearch_jax.sampling.chat import ChatFormat
@@ -63,10 +63,8 @@ def main(argv):
                                        progress=True)
       passages = {p.id: {"title": p.title, "text": p.text} for p in retriever.passages}
       write_html(trajectories, os.path.join(_OUT.value, f"{name}.html"), chat, passages, title=f"zero-shot: {name}")
-      with open(os.path.join(_OUT.value, f"{name}.jsonl"), "w", encoding="utf-8") as f:
-        for t in trajectories:  # what was searched, read and answered (token ids stay out: megabytes)
-          f.write(json.dumps({k: v for k, v in t.to_json().items() if k not in _TOKEN_FIELDS}, ensure_ascii=False)
-                  + "\n")
+      # what was searched, read and answered (token ids stay out: megabytes)
+      write_jsonl(trajectories, os.path.join(_OUT.value, f"{name}.jsonl"), drop=_TOKEN_FIELDS)
       with open(out, "w", encoding="utf-8") as f:
         json.dump(metrics, f, indent=1)
     with open(out, encoding="utf-8") as f:

@@ -34,6 +34,9 @@ def test_jsonl_round_trips(world, scripted, tmp_path):
   assert [t.to_json() for t in back] == [t.to_json() for t in scripted]
   ins.write_jsonl(scripted, path)
   assert "text" not in json.loads(open(path).readline())
+  ins.write_jsonl(scripted, path, drop=("tokens", "logprobs"))
+  record = json.loads(open(path).readline())
+  assert "tokens" not in record and "logprobs" not in record and record["steps"] == scripted[0].to_json()["steps"]
 
 
 def test_html_shows_questions_queries_facts_passages_and_weights(world, scripted, tmp_path):

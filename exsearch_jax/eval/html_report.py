@@ -18,11 +18,12 @@ from exsearch_jax.eval.metrics import exact_match, extract_answer
 from exsearch_jax.sampling.rollout import Trajectory
 
 
-def write_jsonl(trajectories: Iterable[Trajectory], path: str, chat=None) -> None:
-  """One JSON object per line (`Trajectory.to_json()`), plus the decoded "text" when a ChatFormat is given."""
+def write_jsonl(trajectories: Iterable[Trajectory], path: str, chat=None, drop: Sequence[str] = ()) -> None:
+  """One JSON object per line (`Trajectory.to_json()` less the `drop` fields), plus the decoded "text" when a
+  ChatFormat is given."""
   with open(path, "w", encoding="utf-8") as f:
     for traj in trajectories:
-      record = traj.to_json()
+      record = {k: v for k, v in traj.to_json().items() if k not in drop}
       if chat is not None:
         record["text"] = chat.tokenizer.decode(traj.tokens, skip_special_tokens=False)
       f.write(json.dumps(record, ensure_ascii=False) + "\n")
