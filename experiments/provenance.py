@@ -8,6 +8,8 @@ import platform
 import subprocess
 import sys
 
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
 
 def revision(root: str) -> str:
   """The git revision of `root`, with "+dirty" when it has uncommitted changes ("unknown" outside git)."""
@@ -37,8 +39,7 @@ def machine() -> dict:
 
 def record(out_dir: str, config=None, **extra) -> dict:
   """Writes <out_dir>/provenance.json (the command line, the resolved config, revision, machine, time)."""
-  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  info = {"command": " ".join([os.path.relpath(sys.argv[0], root)] + sys.argv[1:]), "revision": revision(root),
+  info = {"command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]), "revision": revision(ROOT),
           "machine": machine(), "finished": datetime.datetime.now().isoformat(timespec="seconds"), **extra}
   if config is not None:
     info["config"] = json.loads(config.to_json()) if hasattr(config, "to_json") else config
