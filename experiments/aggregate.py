@@ -104,7 +104,7 @@ def kinds_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
   kinds = sorted({k for recs in groups.values() for r in recs for e in r.evals for k in e.get("by_type", {})})
   lines = ["| variant | iteration | " + " | ".join(kinds) + " |", "|---" * (len(kinds) + 2) + "|"]
   for label, recs in groups.items():
-    for name, pick in (("warm-up", 0), ("last", -1)):
+    for name, pick in (("warm-up", 0), ("last", -1)) if max(len(r.evals) for r in recs) > 1 else (("only", 0),):
       cells = []
       for kind in kinds:
         right = sum(r.evals[pick].get("by_type", {}).get(kind, [0, 0])[0] for r in recs)

@@ -32,13 +32,21 @@ SMOLLM2_SMOKE = {"data.dev_limit": 4, "em.iterations": 1, "em.questions_per_iter
 
 @dataclasses.dataclass(frozen=True)
 class Variant:
-  """One arm of an experiment: a label (a directory name) and the config fields it sets."""
+  """One arm of an experiment: a label (a directory name) and the config fields it sets.
+
+  With `evaluates` set, the arm trains nothing: it evaluates the last model of that other variant (same seed)
+  on dev with its own rollout settings (the baselines: closed-book, retrieve once, gold decomposition), so its
+  overrides may only change `rollout.*`."""
   label: str
   overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  evaluates: Optional[str] = None
 
   def __post_init__(self):
     if not self.label.replace("_", "").replace("-", "").isalnum():
       raise ConfigError(f"variant label {self.label!r}: letters, digits, '_' and '-' only (it names a directory)")
+    if self.evaluates and any(not k.startswith("rollout.") for k in self.overrides):
+      raise ConfigError(f"variant {self.label!r} evaluates {self.evaluates!r}'s model: it may set rollout.* fields "
+                        f"only, not {sorted(k for k in self.overrides if not k.startswith('rollout.'))}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,6 +67,10 @@ class Experiment:
       raise ConfigError(f"experiment {self.name}: variant labels must be distinct and at least one: {labels}")
     if self.reference is not None and self.reference not in labels:
       raise ConfigError(f"experiment {self.name}: reference {self.reference!r} is not one of its variants {labels}")
+    for v in self.variants:
+      if v.evaluates and (v.evaluates not in labels or self.variant(v.evaluates).evaluates):
+        raise ConfigError(f"experiment {self.name}: variant {v.label!r} evaluates {v.evaluates!r}, which is not one "
+                          "of its training variants")
 
   @property
   def reference_label(self) -> str:
@@ -76,6 +88,8 @@ class Experiment:
       raise ConfigError(f"--size={size!r}: choose one of {SIZES}")
     cfg = load_base(self.base)
     apply_overrides(cfg, self.smoke if size == "smoke" else {}, f"{self.name} smoke size")
+    if variant.evaluates:
+      apply_overrides(cfg, self.variant(variant.evaluates).overrides, f"{self.name}/{variant.evaluates}")
     apply_overrides(cfg, variant.overrides, f"{self.name}/{variant.label}")
     cfg.seed = seed
     return cfg
@@ -126,6 +140,14 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
           minutes={"smoke": 1.0, "full": 16.0}),
     _demo("warmup_size", "How many seed trajectories does the warm-up need (24, 96, 384)?",
           [Variant(f"seeds{n}", {"em.seed_trajectories": n}) for n in (24, 96, 384)], reference="seeds96"),
+    _demo("baselines", "Where does EXSEARCH stand between answering without evidence and searching with the gold "
+          "decomposition, with the same model? (The baselines evaluate the warm-up model.)",
+          [Variant("exsearch"), Variant("warmup_only", {"em.iterations": 0}),
+           Variant("closed_book", {"rollout.max_steps": 0, "rollout.answer_at_budget": True}, evaluates="warmup_only"),
+           Variant("single_shot", {"rollout.policy": "question", "rollout.max_steps": 1,
+                                   "rollout.answer_at_budget": True}, evaluates="warmup_only"),
+           Variant("oracle", {"rollout.policy": "oracle", "rollout.answer_at_budget": True}, evaluates="warmup_only")],
+          minutes={"smoke": 0.5, "full": 5.0}),
     _demo("retriever", "Does the retriever change what EM learns: BM25 against dense MiniLM with ScaNN or exact "
           "search?", [Variant("bm25", {"retrieval.kind": "bm25"}), Variant("scann", {"retrieval.kind": "scann"}),
                       Variant("exact", {"retrieval.kind": "exact"})], reference="bm25",

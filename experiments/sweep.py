@@ -30,8 +30,17 @@ class RunKey:
   seed: int
   size: str
 
-  def directory(self, root: str, experiment: str) -> str:
-    return os.path.join(root, self.size, experiment, self.variant, f"seed{self.seed}")
+
+def run_directory(root: str, exp_name: str, key: RunKey, cfg) -> str:
+  """A run's workdir: `ROOT/SIZE/by_config/HASH`, so experiments that share a run (the demo's defaults are the
+  reference arm of several) train it once, with `ROOT/SIZE/NAME/VARIANT/seedN` linked to it for people."""
+  actual = os.path.join(root, key.size, "by_config", config_hash(cfg))
+  link = os.path.join(root, key.size, exp_name, key.variant, f"seed{key.seed}")
+  os.makedirs(actual, exist_ok=True)
+  os.makedirs(os.path.dirname(link), exist_ok=True)
+  if not os.path.lexists(link):
+    os.symlink(os.path.relpath(actual, os.path.dirname(link)), link)
+  return actual
 
 
 @dataclasses.dataclass
@@ -152,8 +161,16 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
     eta = (estimate * (len(todo) - position) if position == 0
            else (time.time() - started) / 60 / position * (len(todo) - position))
     yield f"{exp.name}/{key.variant} seed {key.seed}: run {position + 1} of {len(todo)} (ETA {eta:.0f} min)"
-    run = EMRun(cfg, key.directory(root, exp.name), progress=progress)
-    run.run()
+    run = EMRun(cfg, run_directory(root, exp.name, key, cfg), progress=progress)
+    if variant.evaluates:
+      source_cfg = exp.config(exp.variant(variant.evaluates), key.seed, key.size)
+      source = EMRun(source_cfg, run_directory(root, exp.name, RunKey(variant.evaluates, key.seed, key.size),
+                                               source_cfg), progress=progress)
+      source.run()  # nothing to do when that variant's run is finished
+      if not run.log.read("eval"):
+        run.evaluate_state(source.trainer.state, source_cfg.em.iterations)
+    else:
+      run.run()
     record = record_of(run, exp, key)
     append_record(out, record)
     if on_record is not None:

@@ -43,11 +43,13 @@ def _base() -> ml_collections.ConfigDict:
   # Sampling for the E-step (paper: 8 samples, <= 20 steps, top-10 retrieved, top-3 shown, 64 tokens, T 0.8, p 0.95).
   # instruction: what the model is told before the question (trajectory.INSTRUCTIONS: exsearch | none);
   # constrained: opening tags written for the model and a grammar mask on its turns (sampling/grammar.py);
-  # answer_at_budget: a trajectory that asks for a search past max_steps is asked for its answer (the reference)
+  # answer_at_budget: a trajectory that asks for a search past max_steps is asked for its answer (the reference);
+  # policy: who writes the search turns, model | question | oracle (sampling/rollout.POLICIES; the last two are
+  # the baselines' retrieve-once-with-the-question and gold-decomposition upper bound)
   c.rollout = ml_collections.ConfigDict(dict(
       samples=8, max_steps=20, retrieve_k=10, shown=3, step_tokens=64, answer_tokens=32, capacity=8192,
       batch_rows=64, temperature=0.8, top_p=0.95, top_k=0, instruction="exsearch", constrained=True,
-      answer_at_budget=True))
+      answer_at_budget=True, policy="model"))
   c.em = ml_collections.ConfigDict(dict(
       iterations=5, weights="paper", guard=0.0, questions_per_iteration=0, seed_trajectories=1000,
       # seed_balance: seeds taken from each question kind in turn (em/setup.pick_seeds), not the first N

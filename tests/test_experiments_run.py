@@ -28,7 +28,7 @@ def _records(tmp_path, name):
     return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("name", ["iterations", "weighting", "warmup_size", "retriever"])
+@pytest.mark.parametrize("name", ["iterations", "weighting", "warmup_size", "retriever", "baselines"])
 def test_smoke_size_writes_table_plot_records_and_configs(tmp_path, name):
   from experiments import catalog
   exp = catalog.get(name)
@@ -40,6 +40,10 @@ def test_smoke_size_writes_table_plot_records_and_configs(tmp_path, name):
   assert sorted(r["key"]["variant"] for r in _records(tmp_path, name)) == sorted(v.label for v in exp.variants)
   assert len(list((directory / "configs" / "smoke").iterdir())) == len(exp.variants)
   assert json.loads((directory / "provenance.json").read_text())["revision"]
+  if name == "baselines":  # the gold decomposition retrieves the supporting passages; closed-book never searches
+    assert "| closed_book | 1 | warm-up | 0.0 | 0.0 | 0.0 | 0.00 | 0.00 | 0.00 |" in text
+    oracle = next(line for line in text.splitlines() if line.startswith("| oracle | 1 | warm-up"))
+    assert float(oracle.split("|")[7]) > 0.9
 
 
 def test_a_killed_sweep_skips_its_finished_runs_when_rerun(tmp_path):
@@ -67,5 +71,5 @@ def test_bad_flags_are_one_line_and_status_2(tmp_path):
   out = _run(tmp_path, "--experiment=weighting", "--variants=bogus", "--size=smoke", check=False)
   assert out.returncode == 2 and "no variant 'bogus'" in out.stderr
   listing = _run(tmp_path, "--list")
-  for name in ("iterations", "weighting", "samples", "warmup_size", "retriever"):
+  for name in ("iterations", "weighting", "samples", "warmup_size", "baselines", "retriever"):
     assert f"\n{name} " in listing.stdout

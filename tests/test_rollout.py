@@ -100,6 +100,71 @@ def test_scripted_policy_searches_exactly_when_asked_and_answers(world):
     assert "Title" not in chat.decode(written)  # passages are never model-written
 
 
+class RecordingSession(ScriptedSession):
+  """A ScriptedSession that keeps itself, so a test can compare what the model saw with the trajectory."""
+  made = []
+
+  def __init__(self, *args, **kwargs):
+    super().__init__(*args, **kwargs)
+    RecordingSession.made.append(self)
+
+
+def _answer_only_policy(chat, questions_by_text):
+  def policy(row, history):
+    text = chat.decode(history)
+    assert "please give the final answer" in text, "a search turn the rollout policy writes is never decoded"
+    return chat.assistant_turn(next(q for t, q in questions_by_text.items() if t in text)["golden_answers"][0])
+  return policy
+
+
+def test_oracle_policy_writes_the_gold_search_turns_and_the_model_only_the_answer(world):
+  w, retriever, chat = world
+  questions = w.splits["dev"][:6]
+  RecordingSession.made.clear()
+  cfg = RolloutConfig(samples=1, max_steps=6, shown=2, capacity=1024, policy="oracle")
+  trajs = rollout(_answer_only_policy(chat, {q["question"]: q for q in questions}), chat, retriever, questions, cfg,
+                  session_factory=RecordingSession)
+  (session,) = RecordingSession.made
+  for row, (t, q) in enumerate(zip(trajs, questions)):
+    assert (t.stop_reason, t.answer) == ("answered", q["golden_answers"][0])
+    assert [s["query"] for s in t.steps] == [s["query"] for s in q["decomposition"]]
+    assert [s["fact"] for s in t.steps] == [s["fact"] for s in q["decomposition"]]
+    assert all(len(s["shown_ids"]) == 2 for s in t.steps)
+    assert session.history[row] == t.tokens[:-1]  # the cache holds exactly the trajectory (its last token unread)
+    written = chat.decode([tok for tok, m in zip(t.tokens, t.loss_mask) if m])
+    assert tj.QUERY not in written and tj.FACT not in written and q["golden_answers"][0] in written
+
+
+def test_question_policy_retrieves_once_with_the_question_then_answers(world):
+  w, retriever, chat = world
+  questions = w.splits["dev"][:3]
+  counting = CountingRetriever(retriever)
+  policy = _fixed_policy(chat, "<FACT> Who founded <QUERY> Who founded it ?", "Who")
+  cfg = RolloutConfig(samples=1, max_steps=1, answer_at_budget=True, policy="question")
+  trajs = rollout(policy, chat, counting, questions, cfg, session_factory=ScriptedSession)
+  assert counting.calls == [[q["question"] for q in questions]]
+  for t in trajs:
+    assert (t.stop_reason, t.answer, [s["query"] for s in t.steps]) == ("answered", "Who", [t.question])
+    assert t.steps[0]["fact"] == "Who founded"
+    written = chat.decode([tok for tok, m in zip(t.tokens, t.loss_mask) if m])
+    assert written.count(tj.QUERY) == 1 and tj.FACT in written  # the model wrote its fact turn, not the first
+
+
+def test_policies_are_checked():
+  from exsearch_jax.errors import ConfigError
+  with pytest.raises(ConfigError, match="unknown rollout policy"):
+    RolloutConfig(policy="psychic")
+
+
+def test_oracle_policy_needs_decompositions(world):
+  from exsearch_jax.errors import ConfigError
+  w, retriever, chat = world
+  questions = [dict(q, decomposition=[]) for q in w.splits["dev"][:2]]
+  with pytest.raises(ConfigError, match="decomposition"):
+    rollout(_fixed_policy(chat, "x"), chat, retriever, questions, RolloutConfig(policy="oracle"),
+            session_factory=ScriptedSession)
+
+
 def _fixed_policy(chat, turn_text, answer_text=None, eot=True):
   def policy(row, history):
     text = turn_text if "please give the final answer" not in chat.decode(history) else answer_text

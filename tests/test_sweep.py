@@ -43,6 +43,27 @@ def test_experiment_checks_its_variants():
     catalog.Variant("a/b")
   with pytest.raises(ConfigError, match="unknown"):
     catalog.get("nope")
+  with pytest.raises(ConfigError, match="rollout"):
+    catalog.Variant("b", {"em.iterations": 0}, evaluates="a")
+  with pytest.raises(ConfigError, match="training variants"):
+    catalog.Experiment("x", "?", "demo", (catalog.Variant("a"), catalog.Variant("b", evaluates="c")))
+
+
+def test_an_evaluating_variant_takes_its_source_config_and_changes_the_rollout_only():
+  exp = catalog.get("baselines")
+  cfg = exp.config(exp.variant("single_shot"), 1, "full")
+  assert (cfg.em.iterations, cfg.rollout.policy, cfg.rollout.max_steps, cfg.seed) == (0, "question", 1, 1)
+
+
+def test_runs_with_the_same_config_share_a_directory(tmp_path):
+  demo, code = catalog.get("iterations"), catalog.get("weighting")
+  key_a, key_b = sweep.RunKey("demo", 0, "full"), sweep.RunKey("code", 0, "full")
+  a = sweep.run_directory(str(tmp_path), "iterations", key_a, demo.config(demo.variant("demo"), 0, "full"))
+  b = sweep.run_directory(str(tmp_path), "weighting", key_b, code.config(code.variant("code"), 0, "full"))
+  assert a == b and os.path.realpath(tmp_path / "full" / "weighting" / "code" / "seed0") == os.path.realpath(a)
+  c = sweep.run_directory(str(tmp_path), "weighting", sweep.RunKey("paper", 0, "full"),
+                          code.config(code.variant("paper"), 0, "full"))
+  assert c != a
 
 
 def test_plan_runs_every_variant_of_a_seed_before_the_next_seed():

@@ -247,6 +247,14 @@ class EMRun:
         raise RunHalted(f"halted after {key}")
     return self.summary()
 
+  def evaluate_state(self, state, iteration: int) -> None:
+    """Evaluates another run's training state (its model) with this run's rollout settings, logged as this run's
+    evaluation `iteration`: the baselines search with a trained model in other ways (sweeps, experiments/)."""
+    started = time.time()
+    self.trainer.state = state
+    self._eval(iteration)
+    self.log.write(dict(kind="phase", phase=f"eval/{iteration}", seconds=round(time.time() - started, 1)), iteration)
+
   def summary(self) -> dict:
     """The dev-EM table, gain and plot (process 0; the others, which write nothing, get an empty table)."""
     if not distributed.is_primary():

@@ -15,6 +15,7 @@ import numpy as np
 from absl import logging
 
 from exsearch_jax import trajectory as tj
+from exsearch_jax.errors import ConfigError
 from exsearch_jax.sampling import engine
 from exsearch_jax.sampling import grammar as gm
 from exsearch_jax.sampling.chat import ChatFormat
@@ -36,7 +37,22 @@ class RolloutConfig:
   instruction: str = "none"   # `trajectory.INSTRUCTIONS` name told before the question (system turn)
   constrained: bool = False   # opening tags written for the model and a grammar mask on its step turns
   answer_at_budget: bool = False  # a search past max_steps, or one whose results overflow the cache: ask the answer
+  policy: str = "model"       # who writes the search turns: `POLICIES` (the baselines script them)
   seed: int = 0
+
+  def __post_init__(self):
+    if self.policy not in POLICIES:
+      raise ConfigError(f"unknown rollout policy {self.policy!r}; choose one of {sorted(POLICIES)}")
+
+
+# Who writes the search turns (the model always writes the answer):
+POLICIES = {
+    "model": "the model writes every turn (EXSEARCH)",
+    "question": "the first query is the question itself, the model writes the rest (with max_steps=1 and "
+                "answer_at_budget: retrieve once with the question, then answer, as standard RAG does)",
+    "oracle": "every search turn is the question's gold decomposition (sub-query and fact), the model writes the "
+              "answer: an upper bound on search",
+}
 
 
 @dataclasses.dataclass
@@ -67,8 +83,9 @@ def row_seed(seed: int, question_id: str, sample: int) -> int:
 
 
 class _Row:
-  def __init__(self, traj: Trajectory):
+  def __init__(self, traj: Trajectory, decomposition: Sequence[dict] = ()):
     self.traj, self.answering, self.done = traj, False, False
+    self.decomposition = list(decomposition)  # the gold steps (policy "oracle")
     self.prefix: list = []  # the opening tag written for the model at the start of this turn (constrained)
 
   def add(self, tokens, model_written: bool, logprobs=None):
@@ -80,9 +97,28 @@ class _Row:
     self.traj.stop_reason, self.done = reason, True
 
 
-def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: RolloutConfig):
+def _scripted_turn(row: _Row, chat: ChatFormat, cfg: RolloutConfig) -> Optional[list]:
+  """The tokens of the row's next search turn when the policy writes it (after the opening tag already written
+  for the model), or None when the model writes it."""
+  if row.answering or cfg.policy == "model" or (cfg.policy == "question" and row.traj.steps):
+    return None
+  n = len(row.traj.steps)
+  if cfg.policy == "question":
+    text = tj.assistant_step(None, row.traj.question)
+  else:
+    fact = row.decomposition[n - 1]["fact"] if n else None
+    text = tj.assistant_step(fact, row.decomposition[n]["query"] if n < len(row.decomposition) else None)
+  if not text.endswith(tj.FINAL):
+    text += f" {tj.SEARCH}"
+  written = chat.decode(row.prefix)
+  if not text.startswith(written):
+    raise ValueError(f"scripted turn {text!r} does not start with the opening tag {written!r}")
+  return chat.encode(text[len(written):])
+
+
+def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: RolloutConfig, model_written=True):
   """Records one assistant turn; returns ("search", query), ("answer", None) or None when the row ended."""
-  row.add(tokens, True, logprobs)
+  row.add(tokens, model_written, logprobs)
   text = chat.decode(row.prefix + list(tokens))
   if row.answering:  # an answer cut by its token budget still counts: its first line is read as the answer
     row.traj.answer = text.strip()
@@ -126,14 +162,22 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
                             seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows])
   session.extend([r.traj.tokens for r in rows])
   while not all(r.done for r in rows):
-    budgets = [0 if r.done else cfg.answer_tokens if r.answering else cfg.step_tokens for r in rows]
-    constraint = {} if grammar is None else {"grammar": grammar, "states": _states(rows, grammar)}
-    result = session.decode(budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot],
-                            **constraint)
+    scripts = {i: _scripted_turn(r, chat, cfg) for i, r in enumerate(rows) if not r.done}
+    scripts = {i: s for i, s in scripts.items() if s is not None}
+    budgets = [0 if r.done or i in scripts else cfg.answer_tokens if r.answering else cfg.step_tokens
+               for i, r in enumerate(rows)]
+    tokens, logprobs, reasons = [[] for _ in rows], [[] for _ in rows], [0] * len(rows)
+    if any(budgets):
+      constraint = {} if grammar is None else {"grammar": grammar, "states": _states(rows, grammar)}
+      result = session.decode(budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot],
+                              **constraint)
+      tokens, logprobs, reasons = list(result.tokens), list(result.logprobs), list(result.reasons)
+    for i, script in scripts.items():
+      tokens[i], logprobs[i], reasons[i] = script, [0.0] * len(script), engine.STOP
     actions = {}
     for i, row in enumerate(rows):
-      if budgets[i]:
-        actions[i] = _handle_turn(row, result.tokens[i], result.logprobs[i], result.reasons[i], chat, cfg)
+      if budgets[i] or i in scripts:
+        actions[i] = _handle_turn(row, tokens[i], logprobs[i], reasons[i], chat, cfg, model_written=i not in scripts)
     searching = [i for i, a in actions.items() if a and a[0] == "search"]
     hits = retriever.search([actions[i][1] for i in searching], cfg.retrieve_k) if searching else []
     answering = {i for i, a in actions.items() if a and a[0] == "answer"}
@@ -145,17 +189,18 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       user_turns[i] = tj.search_turn(found, cfg.shown)
     appends = [None] * len(rows)
     for i, text in sorted(user_turns.items()):
-      row, last = rows[i], result.tokens[i][-1]
-      forced = [] if last == eot else [eot]  # a turn cut at <SEARCH>/<FINAL> is closed for the model
+      # the turn's tokens not yet in the cache: a decoded turn's last token, or all of a scripted turn
+      row, pending = rows[i], list(tokens[i] if i in scripts else tokens[i][-1:])
+      forced = [] if pending[-1] == eot else [eot]  # a turn cut at <SEARCH>/<FINAL> is closed for the model
       turn = chat.user_turn(text)
       prefix = list(grammar.fact_prefix) if grammar is not None and i not in answering else []
-      if 1 + len(forced) + len(turn) + len(prefix) + 1 > session.room(i) and i not in answering \
+      if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i) and i not in answering \
           and cfg.answer_at_budget:  # the results do not fit in the cache: no more searches, but an answer
         step = row.traj.steps[-1]
         step["retrieved_ids"], step["retrieved_titles"], step["shown_ids"] = [], [], []
         answering.add(i)
         turn, prefix = chat.user_turn(tj.answer_request(row.traj.question)), []
-      if 1 + len(forced) + len(turn) + len(prefix) + 1 > session.room(i):
+      if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i):
         row.finish("length")
         continue
       row.add(forced, False)
@@ -165,7 +210,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
         row.traj.answer_start = len(row.traj.tokens)
       row.add(prefix, True)
       row.prefix = prefix
-      appends[i] = [last] + forced + turn + prefix
+      appends[i] = pending + forced + turn + prefix
     if any(appends):
       session.extend(appends)
     if progress is not None:
@@ -181,8 +226,14 @@ def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: 
   state for a chunk (default `engine.DecodeSession`; tests pass a scripted policy with the same methods).
   """
   from exsearch_jax.sharding import batch_sharding
+  if cfg.policy == "oracle":
+    missing = [str(q["id"]) for q in questions if not q.get("decomposition")]
+    if missing:
+      raise ConfigError(f"rollout.policy=oracle needs each question's gold decomposition; {len(missing)} have none "
+                       f"(first: {missing[0]})")
   rows = [_Row(Trajectory(question_id=str(q["id"]), sample=s, question=q["question"], tokens=[], loss_mask=[],
-                          logprobs=[], prompt_length=0, golden_answers=q.get("golden_answers")))
+                          logprobs=[], prompt_length=0, golden_answers=q.get("golden_answers")),
+               q.get("decomposition") or ())
           for q in questions for s in range(cfg.samples)]
   grammar = gm.grammar_for(chat) if cfg.constrained else None
   system = tj.instruction_text(cfg.instruction)
