@@ -64,6 +64,8 @@ def _base() -> ml_collections.ConfigDict:
       # train only the top N decoder layers and the final norm (0 = every weight): the backward pass and the
       # optimizer state stop there, for a real model on a small machine
       trainable_layers=0,
+      # recompute each layer's activations in the backward pass (long sequences of a large model; see --dry_run)
+      remat=False,
       # fresh AdamW moments per phase; a fresh Adam's first steps move every weight by ~lr, which a tiny
       # model's few-example M-step does not survive, so the demo keeps its moments across phases
       reset_optimizer=True))
@@ -76,6 +78,9 @@ def _base() -> ml_collections.ConfigDict:
   c.stage0 = ml_collections.ConfigDict(dict(examples=0, epochs=1, learning_rate=1e-3, corpus_share=0.3, batch_size=0,
                                             chain_share=0.0, chain_queries=False))
   c.eval = ml_collections.ConfigDict(dict(split="dev"))
+  # The hardware `launch/train.py --dry_run` plans for: an accelerator of exsearch_jax/capacity.ACCELERATORS
+  # (tpu_v5p, h100, ...) and how many (simulated on CPU); unused by real runs
+  c.target = ml_collections.ConfigDict(dict(accelerator="", devices=0))
   return c
 
 

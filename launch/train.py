@@ -12,6 +12,9 @@ JAX_PROCESS_ID, SLURM or the TPU pod (see README "Multi-host"), e.g. two local C
   python launch/train.py --config=... --workdir=runs/mh --coordinator_address=localhost:12355 \
       --num_processes=2 --process_id=0     # and --process_id=1 in a second shell
 """
+import os
+import re
+import sys
 import time
 
 from absl import app, flags
@@ -21,12 +24,17 @@ from exsearch_jax import distributed
 
 _CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:demo", "Run config (preset).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Run directory: world, index, checkpoints, metrics, plots.")
+_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Plan only: on config.target.devices simulated CPU devices, print "
+                              "memory per device and the estimated time of one EM iteration on config.target's "
+                              "accelerator; exit status 1 when it does not fit. Loads and trains nothing.")
 distributed.define_flags()
 
 
 def main(argv):
   del argv
   from absl import logging
+  if _DRY_RUN.value:
+    sys.exit(_dry_run())
 
   started = time.time()
   if not flags.FLAGS["verbosity"].present:
@@ -35,6 +43,31 @@ def main(argv):
     summary, primary = _train(), distributed.is_primary()
   if primary:
     _report(summary, started)
+
+
+def _dry_run() -> int:
+  """Simulates config.target.devices CPU devices (before JAX starts its backend) and prints the plan."""
+  from exsearch_jax.errors import ExsearchError
+  cfg = _CONFIG.value
+  if cfg.target.devices <= 0:
+    print("error: --dry_run needs config.target.devices (and config.target.accelerator) set", file=sys.stderr)
+    return 2
+  flags_now = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
+  os.environ["XLA_FLAGS"] = f"{flags_now} --xla_force_host_platform_device_count={cfg.target.devices}".strip()
+  import jax
+  jax.config.update("jax_platforms", "cpu")
+  from exsearch_jax import capacity
+  try:
+    plan = capacity.plan(cfg)
+  except ExsearchError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print("\n".join(plan.lines))
+  print("\nfits" if plan.fits else f"\ndoes not fit: the M-step needs {plan.train_bytes / capacity.GIB:.1f} GiB and "
+        f"the rollout {plan.sample_bytes / capacity.GIB:.1f} GiB per device; {plan.limit / capacity.GIB:.1f} GiB "
+        "are usable (more devices, a larger fsdp or tensor degree, more micro-batches, train.remat, or fewer "
+        "trainable layers)")
+  return 0 if plan.fits else 1
 
 
 def _train() -> dict:

@@ -100,3 +100,27 @@ def test_appending_a_multi_token_turn_equals_recomputing():
   full_b = np.asarray(model(np.r_[b, turn_b][None]))[0, -1]
   assert np.abs(np.asarray(logits[0, -1]) - full_a).max() <= 1e-4
   assert np.abs(np.asarray(logits[1, -1]) - full_b).max() <= 1e-4
+
+
+def test_rematerialised_layers_give_the_same_loss_and_gradients():
+  import jax
+  from flax import nnx
+  from exsearch_jax.em.train_step import weighted_loss_sum
+  model = init_model(_tiny(num_layers=3), seed=4)
+  graphdef, params = nnx.split(model)
+  rng = np.random.default_rng(5)
+  tokens = rng.integers(0, 101, (2, 20))
+  mask = np.ones((2, 20), bool)
+  mask[1, :6] = False  # left padding
+  loss_mask = rng.random((2, 20)) < 0.5
+
+  def loss(p, remat):
+    return weighted_loss_sum(nnx.merge(graphdef, p), tokens, loss_mask, mask, np.array([1.0, 0.5]), remat=remat)
+
+  jaxpr = lambda remat: str(jax.make_jaxpr(jax.grad(loss), static_argnums=1)(params, remat))  # noqa: E731
+  assert jaxpr(True).count("remat2") == 3 and "remat2" not in jaxpr(False)  # one per layer
+  plain, plain_grads = jax.value_and_grad(loss)(params, False)
+  remat, remat_grads = jax.jit(jax.value_and_grad(loss), static_argnums=1)(params, True)
+  assert abs(float(plain) - float(remat)) < 1e-5
+  for a, b in zip(jax.tree.leaves(plain_grads), jax.tree.leaves(remat_grads)):
+    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-4)

@@ -75,7 +75,7 @@ class EMRun:
     self.chat = ChatFormat(self.tokenizer)
     model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
     self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh,
-                           trainable_layers=cfg.train.trainable_layers)
+                           trainable_layers=cfg.train.trainable_layers, remat=cfg.train.remat)
     self.rollout_cfg = RolloutConfig(**cfg.rollout.to_dict(), seed=cfg.seed)
     self.checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
     self.log = report.MetricsLog(workdir, enabled=distributed.is_primary())

@@ -18,17 +18,17 @@ from exsearch_jax.em.sequences import Batch
 from exsearch_jax.sharding import state_shardings
 
 
-def sequence_logprobs(model, tokens, loss_mask, attention_mask):
+def sequence_logprobs(model, tokens, loss_mask, attention_mask, remat: bool = False):
   """Per sequence: sum of log p(token) over the masked target tokens, and how many there are."""
-  logits = model(tokens[:, :-1], attention_mask=attention_mask[:, :-1]).astype(jnp.float32)
+  logits = model(tokens[:, :-1], attention_mask=attention_mask[:, :-1], remat=remat).astype(jnp.float32)
   logp = -optax.softmax_cross_entropy_with_integer_labels(logits, tokens[:, 1:])
   target = (loss_mask[:, 1:] & attention_mask[:, 1:]).astype(jnp.float32)
   return (logp * target).sum(axis=1), target.sum(axis=1)
 
 
-def weighted_loss_sum(model, tokens, loss_mask, attention_mask, weights):
+def weighted_loss_sum(model, tokens, loss_mask, attention_mask, weights, remat: bool = False):
   """Σ_i w_i · mean NLL_i over the rows of one micro-batch (the caller divides by the sequence count)."""
-  total, count = sequence_logprobs(model, tokens, loss_mask, attention_mask)
+  total, count = sequence_logprobs(model, tokens, loss_mask, attention_mask, remat)
   return jnp.sum(weights * (-total / jnp.maximum(count, 1.0)))
 
 
@@ -75,13 +75,13 @@ def _split(params, mask):
   return [leaf for leaf, m in zip(leaves, mask) if m], join
 
 
-def _step(graphdef, tx, mask, params, opt_state, lr, tokens, loss_mask, attention_mask, weights):
+def _step(graphdef, tx, mask, remat, params, opt_state, lr, tokens, loss_mask, attention_mask, weights):
   sequences = jnp.maximum(jnp.sum(attention_mask[..., 0]), 1).astype(jnp.float32)
   trained, join = _split(params, mask)
 
   def micro(grads_and_loss, batch):
     grads_acc, loss_acc = grads_and_loss
-    loss, grads = jax.value_and_grad(lambda t: weighted_loss_sum(nnx.merge(graphdef, join(t)), *batch))(trained)
+    loss, grads = jax.value_and_grad(lambda t: weighted_loss_sum(nnx.merge(graphdef, join(t)), *batch, remat=remat))(trained)
     return (jax.tree.map(jnp.add, grads_acc, grads), loss_acc + loss), None
 
   zeros = jax.tree.map(jnp.zeros_like, trained)
@@ -108,11 +108,13 @@ class TrainState:
 class Trainer:
   """Holds the sharded parameters and optimizer state of one model; `update(batch)` is one jitted step.
 
+  `remat` recomputes each layer's activations in the backward pass (`Decoder.hidden_states`).
   `trainable_layers` > 0 trains only the top layers (`trainable_mask`); the optimizer state then holds
   moments for those weights alone.
   """
 
-  def __init__(self, model, tx: optax.GradientTransformation, mesh=None, trainable_layers: int = 0):
+  def __init__(self, model, tx: optax.GradientTransformation, mesh=None, trainable_layers: int = 0,
+               remat: bool = False):
     self.graphdef, params = nnx.split(model)
     self.tx, self.mesh = tx, mesh
     self.mask = trainable_mask(params, trainable_layers)
@@ -140,7 +142,7 @@ class Trainer:
       self._batch_shardings = (data, data, data, weights)
     else:
       in_shardings = out_shardings = self._batch_shardings = None
-    step = lambda *args: _step(self.graphdef, tx, self.mask, *args)  # noqa: E731
+    step = lambda *args: _step(self.graphdef, tx, self.mask, remat, *args)  # noqa: E731
     self._jit = jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=(0, 1))
 
   def update(self, batch: Batch, lr: float) -> dict:

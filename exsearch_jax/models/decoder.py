@@ -157,8 +157,8 @@ class Decoder(nnx.Module):
     if not config.tie_word_embeddings:
       self.lm_head = _param(rngs, (config.hidden_size, config.vocab_size), ("embed", "vocab"), pd, std)
 
-  def __call__(self, input_ids, attention_mask=None):
-    return self.logits(self.hidden_states(input_ids, attention_mask))
+  def __call__(self, input_ids, attention_mask=None, remat: bool = False):
+    return self.logits(self.hidden_states(input_ids, attention_mask, remat))
 
   def logits(self, hidden):
     dtype = self.config.jnp_dtype
@@ -168,8 +168,10 @@ class Decoder(nnx.Module):
       out = _dense(hidden, self.lm_head[...].astype(dtype))
     return out.astype(jnp.float32)
 
-  def hidden_states(self, input_ids, attention_mask=None):
-    """Final-norm hidden states of a full (uncached) forward pass; pads may sit anywhere."""
+  def hidden_states(self, input_ids, attention_mask=None, remat: bool = False):
+    """Final-norm hidden states of a full (uncached) forward pass; pads may sit anywhere. With `remat` the
+    backward pass keeps only each layer's input and recomputes the rest, one layer at a time (long sequences
+    of a large model: activations from layers x (scores + MLP) down to layers x hidden + one layer)."""
     mask = _real_tokens(input_ids, attention_mask)
     positions = jnp.maximum(jnp.cumsum(mask, axis=1) - 1, 0)
     t = input_ids.shape[1]
@@ -178,7 +180,10 @@ class Decoder(nnx.Module):
     x = self._embed(input_ids)
     inv_freq = inverse_frequencies(self.config)
     for layer in self.layers:
-      x, _ = layer(x, positions, visible, inv_freq)
+      if remat:
+        x = _rematerialised_block(layer, x, positions, visible, inv_freq)
+      else:
+        x, _ = layer(x, positions, visible, inv_freq)
     return self.final_norm(x)
 
   def decode(self, input_ids, cache: KVCache, attention_mask=None):
@@ -208,6 +213,11 @@ class Decoder(nnx.Module):
     if not self.config.sliding_window:
       return True
     return query_pos - key_pos < self.config.sliding_window
+
+
+@nnx.remat
+def _rematerialised_block(layer, x, positions, visible, inv_freq):
+  return layer(x, positions, visible, inv_freq)[0]
 
 
 def _dense(x, w):
