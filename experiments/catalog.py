@@ -148,6 +148,10 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
                                    "rollout.answer_at_budget": True}, evaluates="warmup_only"),
            Variant("oracle", {"rollout.policy": "oracle", "rollout.answer_at_budget": True}, evaluates="warmup_only")],
           minutes={"smoke": 0.5, "full": 5.0}),
+    _demo("rerank", "Does the re-rank action (the paper's Zoo: the model orders the 10 candidates before the top 2 "
+          "are shown) help?", [Variant("none"), Variant("rerank", {"rollout.rerank": True, "rollout.capacity": 1024,
+                                                                   "train.max_length": 1024})],
+          minutes={"smoke": 1.0, "full": 18.0}),
     _demo("retriever", "Does the retriever change what EM learns: BM25 against dense MiniLM with ScaNN or exact "
           "search?", [Variant("bm25", {"retrieval.kind": "bm25"}), Variant("scann", {"retrieval.kind": "scann"}),
                       Variant("exact", {"retrieval.kind": "exact"})], reference="bm25",

@@ -45,11 +45,13 @@ def _base() -> ml_collections.ConfigDict:
   # constrained: opening tags written for the model and a grammar mask on its turns (sampling/grammar.py);
   # answer_at_budget: a trajectory that asks for a search past max_steps is asked for its answer (the reference);
   # policy: who writes the search turns, model | question | oracle (sampling/rollout.POLICIES; the last two are
-  # the baselines' retrieve-once-with-the-question and gold-decomposition upper bound)
+  # the baselines' retrieve-once-with-the-question and gold-decomposition upper bound); rerank: the paper's Zoo
+  # re-rank action, each search lists its retrieve_k candidates' titles and the model orders them before the top
+  # `shown` are shown (trajectory.py)
   c.rollout = ml_collections.ConfigDict(dict(
       samples=8, max_steps=20, retrieve_k=10, shown=3, step_tokens=64, answer_tokens=32, capacity=8192,
       batch_rows=64, temperature=0.8, top_p=0.95, top_k=0, instruction="exsearch", constrained=True,
-      answer_at_budget=True, policy="model"))
+      answer_at_budget=True, policy="model", rerank=False))
   c.em = ml_collections.ConfigDict(dict(
       iterations=5, weights="paper", guard=0.0, questions_per_iteration=0, seed_trajectories=1000,
       # seed_balance: seeds taken from each question kind in turn (em/setup.pick_seeds), not the first N

@@ -8,6 +8,11 @@ A trajectory is a chat (the reference implementation's plain-text tags):
   assistant: <FACT> what was learned <QUERY> next sub-query     (or: <FACT> ... <FINAL>)
   user:      please give the final answer to the input question: {question}
   assistant: the short answer
+With the re-rank action (the paper's Zoo; `rollout.rerank`) each search returns its candidates' titles first
+and the model orders them before the top ones are shown:
+  user:      <CANDIDATES> [1] T1 [2] T2 ... [k] Tk
+  assistant: <RERANK> 3 1                                      (candidate numbers, best first)
+  user:      <SEARCH> [1] Title: T3. Content: ...  [2] Title: T1. ...
 The parser accepts exactly what the renderer writes (whitespace aside) and reports anything else as
 unparseable, so a broken trajectory is logged and weighted 0 instead of crashing a run.
 """
@@ -19,6 +24,8 @@ from typing import Optional, Sequence
 
 QUERY, SEARCH, FACT, FINAL = "<QUERY>", "<SEARCH>", "<FACT>", "<FINAL>"
 TAGS = (QUERY, SEARCH, FACT, FINAL)
+CANDIDATES, RERANK = "<CANDIDATES>", "<RERANK>"
+RERANK_TAGS = (CANDIDATES, RERANK)  # only in trajectories with the re-rank action
 ANSWER_REQUEST = "please give the final answer to the input question: {question}"
 
 # What the model is told before the question. An instruct model that has never seen the protocol answers in
@@ -72,6 +79,36 @@ def search_turn(hits: Sequence, shown: int) -> str:
   return f"{SEARCH} " + "\n".join(lines) if lines else f"{SEARCH} (no results)"
 
 
+def candidates_turn(hits: Sequence) -> str:
+  """The user turn that lists a search's candidates by title, numbered from 1, for the model to re-rank."""
+  titles = [hit["title"] if isinstance(hit, dict) else hit.title for hit in hits]
+  return f"{CANDIDATES} " + " ".join(f"[{i}] {t}" for i, t in enumerate(titles, 1)) if titles else \
+      f"{CANDIDATES} (no results)"
+
+
+def rerank_step(order: Sequence[int]) -> str:
+  """The model's re-rank turn: 0-based candidate indices, best first, written 1-based."""
+  return f"{RERANK} " + " ".join(str(i + 1) for i in order)
+
+
+def parse_rerank(text: str, candidates: int) -> list[int]:
+  """The 0-based order of a re-rank turn ("<RERANK> 3 1"): numbers 1..candidates, no repeats, at least one."""
+  body = text.strip()
+  if not body.startswith(RERANK):
+    raise ParseError(f"not a re-rank turn: {text!r}")
+  words = body[len(RERANK):].split()
+  if not words or not all(w.isdigit() and 1 <= int(w) <= candidates for w in words) or \
+      len(set(words)) != len(words):
+    raise ParseError(f"a re-rank turn lists distinct candidate numbers 1..{candidates}: {text!r}")
+  return [int(w) - 1 for w in words]
+
+
+def reranked(hits: Sequence, order: Sequence[int]) -> list:
+  """The candidates in the model's order; those it did not name follow in the retriever's order."""
+  rest = [i for i in range(len(hits)) if i not in set(order)]
+  return [hits[i] for i in list(order) + rest]
+
+
 def assistant_step(fact: Optional[str], query: Optional[str]) -> str:
   """One assistant turn: an optional fact from the last search, then a new query or the final marker."""
   parts = [f"{FACT} {fact}"] if fact is not None else []
@@ -114,12 +151,18 @@ def parse_step(text: str, first: bool) -> Step:
 
 def chat_messages(question: str, steps: Sequence[dict], answer: Optional[str], shown: int,
                   instruction: str = "none") -> list[dict]:
-  """A whole trajectory as chat messages. `steps`: [{"query", "hits", "fact"}] in order."""
+  """A whole trajectory as chat messages. `steps`: [{"query", "hits", "fact"}] in order; a step with
+  "rerank" (0-based order over its "hits", the candidates) has the re-rank action's two extra turns."""
   messages = opening_messages(question, instruction)
   fact = None
   for step in steps:
     messages.append({"role": "assistant", "content": assistant_step(fact, step["query"])})
-    messages.append({"role": "user", "content": search_turn(step["hits"], shown)})
+    hits = step["hits"]
+    if step.get("rerank") is not None:
+      messages.append({"role": "user", "content": candidates_turn(hits)})
+      messages.append({"role": "assistant", "content": rerank_step(step["rerank"])})
+      hits = reranked(hits, step["rerank"])
+    messages.append({"role": "user", "content": search_turn(hits, shown)})
     fact = step["fact"]
   messages.append({"role": "assistant", "content": assistant_step(fact, None)})
   messages.append({"role": "user", "content": answer_request(question)})

@@ -28,7 +28,7 @@ def _records(tmp_path, name):
     return [json.loads(line) for line in f]
 
 
-@pytest.mark.parametrize("name", ["iterations", "weighting", "warmup_size", "retriever", "baselines"])
+@pytest.mark.parametrize("name", ["iterations", "weighting", "warmup_size", "retriever", "baselines", "rerank"])
 def test_smoke_size_writes_table_plot_records_and_configs(tmp_path, name):
   from experiments import catalog
   exp = catalog.get(name)
@@ -71,5 +71,5 @@ def test_bad_flags_are_one_line_and_status_2(tmp_path):
   out = _run(tmp_path, "--experiment=weighting", "--variants=bogus", "--size=smoke", check=False)
   assert out.returncode == 2 and "no variant 'bogus'" in out.stderr
   listing = _run(tmp_path, "--list")
-  for name in ("iterations", "weighting", "samples", "warmup_size", "baselines", "retriever"):
+  for name in ("iterations", "weighting", "samples", "warmup_size", "baselines", "rerank", "retriever"):
     assert f"\n{name} " in listing.stdout

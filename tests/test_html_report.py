@@ -78,3 +78,15 @@ def test_correctness_uses_normalised_exact_match():
   assert ins.is_correct("Lyon", ["paris"]) is False
   assert ins.is_correct(None, ["paris"]) is False
   assert ins.is_correct("Paris", None) is None
+
+
+def test_rerank_order_is_shown_with_the_candidate_titles(world):
+  _, _, chat = world
+  traj = Trajectory(question_id="q", sample=0, question="Who?", tokens=chat.encode("a b"), loss_mask=[True, True],
+                    logprobs=[0.0, 0.0], prompt_length=0,
+                    steps=[{"query": "who", "retrieved_ids": ["p1", "p2", "p3"], "retrieved_titles": ["A", "B", "C"],
+                            "rerank": [2, 0], "shown_ids": ["p3", "p1"], "fact": "f"}],
+                    answer="x", stop_reason="answered", golden_answers=["x"])
+  page = ins.render_html([traj], chat, passages={"p1": {"title": "A", "text": "a"}, "p3": {"title": "C", "text": "c"}})
+  assert "re-rank 1" in page and "[3] C &gt; [1] A" in page
+  assert page.index("passage p3") < page.index("passage p1")

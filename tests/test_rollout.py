@@ -150,6 +150,56 @@ def test_question_policy_retrieves_once_with_the_question_then_answers(world):
     assert written.count(tj.QUERY) == 1 and tj.FACT in written  # the model wrote its fact turn, not the first
 
 
+@pytest.fixture(scope="module")
+def rerank_chat(world):
+  from exsearch_jax.em.setup import word_tokenizer_texts
+  w = world[0]
+  texts = word_tokenizer_texts([p["title"] + " " + p["text"] for p in w.passages],
+                               [q for s in w.splits.values() for q in s], rerank=True)
+  return ChatFormat(build_word_tokenizer(texts, extra_specials=tj.RERANK_TAGS))
+
+
+def _rerank_policy(chat, order):
+  """Searches the first sub-query of its question, re-ranks with `order`, then stops and answers "Who"."""
+  def policy(row, history):
+    text = chat.decode(history)
+    if "please give the final answer" in text:
+      return chat.assistant_turn("Who")
+    if text.rstrip().endswith(tj.RERANK):
+      return chat.encode(" " + " ".join(str(i) for i in order)) + [chat.end_of_turn]
+    if tj.SEARCH in text:
+      return chat.assistant_turn(tj.assistant_step("Who founded", None))
+    return chat.assistant_turn("<QUERY> Who founded it ?")
+  return policy
+
+
+@pytest.mark.parametrize("order", [(1, 2), (3, 1)])
+def test_rerank_order_decides_which_passages_are_shown(world, rerank_chat, order):
+  w, retriever, _ = world
+  chat = rerank_chat
+  cfg = RolloutConfig(samples=1, max_steps=3, retrieve_k=4, shown=2, capacity=1024, rerank=True)
+  trajs = rollout(_rerank_policy(chat, order), chat, retriever, w.splits["dev"][:3], cfg,
+                  session_factory=ScriptedSession)
+  for t in trajs:
+    (step,) = t.steps
+    assert t.stop_reason == "answered" and step["rerank"] == [i - 1 for i in order]
+    assert step["shown_ids"] == [step["retrieved_ids"][i - 1] for i in order]
+    text = chat.decode(t.tokens)
+    assert text.index(tj.CANDIDATES) < text.index(tj.RERANK) < text.index(tj.SEARCH)
+    first_shown = text.split(tj.SEARCH)[1].split("Title :")[1].split(". Content")[0].strip()
+    assert first_shown == step["retrieved_titles"][order[0] - 1]
+    written = chat.decode([tok for tok, m in zip(t.tokens, t.loss_mask) if m])
+    assert tj.RERANK in written and tj.CANDIDATES not in written  # the order is the model's, the titles are not
+
+
+def test_an_unreadable_rerank_turn_ends_the_trajectory(world, rerank_chat):
+  w, retriever, _ = world
+  cfg = RolloutConfig(samples=1, max_steps=3, retrieve_k=4, shown=2, capacity=1024, rerank=True)
+  trajs = rollout(_rerank_policy(rerank_chat, (7,)), rerank_chat, retriever, w.splits["dev"][:2], cfg,
+                  session_factory=ScriptedSession)
+  assert [t.stop_reason for t in trajs] == ["unparseable"] * 2
+
+
 def test_policies_are_checked():
   from exsearch_jax.errors import ConfigError
   with pytest.raises(ConfigError, match="unknown rollout policy"):

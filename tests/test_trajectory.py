@@ -40,3 +40,18 @@ def test_chat_messages_follow_the_paper_layout():
                                            "assistant"]
   assert [m["content"] for m in messages[1::2]] == ["<QUERY> q1", "<FACT> f1\n<QUERY> q2", "<FACT> f2\n<FINAL>", "A"]
   assert messages[-2]["content"] == "please give the final answer to the input question: Q?"
+
+
+def test_rerank_turns_render_and_parse_back():
+  hits = [Hit(f"p{i}", 1.0, f"T{i}", f"text {i}") for i in range(4)]
+  assert tj.candidates_turn(hits) == "<CANDIDATES> [1] T0 [2] T1 [3] T2 [4] T3"
+  assert tj.parse_rerank(tj.rerank_step([2, 0]), 4) == [2, 0]
+  assert tj.parse_rerank("  <RERANK>  4\n1 ", 4) == [3, 0]
+  assert [h.id for h in tj.reranked(hits, [2, 0])] == ["p2", "p0", "p1", "p3"]
+  for bad in ("<RERANK>", "<RERANK> 5", "<RERANK> 1 1", "<RERANK> one", "3 1", "<RERANK> 0"):
+    with pytest.raises(tj.ParseError):
+      tj.parse_rerank(bad, 4)
+  messages = tj.chat_messages("Q?", [{"query": "q", "hits": hits, "rerank": [3, 1], "fact": "f"}], "A", shown=2)
+  assert [m["content"].split()[0] for m in messages[1:5]] == ["<QUERY>", "<CANDIDATES>", "<RERANK>", "<SEARCH>"]
+  assert messages[3]["content"] == "<RERANK> 4 2" and messages[4]["content"].startswith("<SEARCH> [1] Title: T3.")
+  assert "Title: T1." in messages[4]["content"] and "T0" not in messages[4]["content"]

@@ -73,3 +73,25 @@ def test_city_reading_passages_are_never_empty(world_and_chat):
   for _ in range(50):  # a city has one relation (its country): the other passage still gets a sentence
     hits = warmup._passages_about(rng, by_kind, RELATIONS["country"], by_kind["city"][0], "Nowhere", shown=3)
     assert all(h["text"].strip() for h in hits)
+
+
+def test_seeds_with_rerank_put_the_facts_passage_first_and_train_the_order():
+  from exsearch_jax import retrieval
+  from exsearch_jax.data import world as W
+  import tempfile
+  world = make_world(0, "tiny")
+  with tempfile.TemporaryDirectory() as tmp:
+    paths = W.write_world(world, tmp)
+    retriever = retrieval.build(paths["corpus"], tmp + "/bm25", kind="bm25", progress=False)
+    texts = word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages],
+                                 [q for split in world.splits.values() for q in split], rerank=True)
+    chat = ChatFormat(build_word_tokenizer(texts, extra_specials=tj.RERANK_TAGS))
+    questions = [q for q in world.splits["train"] if q["hops"] == 2][:4]
+    examples = warmup.seed_examples(questions, retriever, chat, shown=2, retrieve_k=5, rerank=True)
+    by_id = {p.id: p for p in retriever.passages}
+  for q, example in zip(questions, examples):
+    text, trained = chat.decode(example.tokens), _trained_text(chat, example)
+    assert text.count(tj.CANDIDATES) == 2 and trained.count(tj.RERANK) == 2 and tj.CANDIDATES not in trained
+    for step, shown in zip(q["decomposition"], text.split(tj.SEARCH)[1:]):
+      first = shown.split("Title :")[1].split(". Content")[0].strip()  # the fact's passage is shown first
+      assert first == by_id[step["passage_id"]].title

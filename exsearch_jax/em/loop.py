@@ -89,7 +89,8 @@ class EMRun:
     seeds = []
     if phase == "warmup" or cfg.em.replay_seeds:
       seeds = warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
-                                   self.rollout_cfg.retrieve_k, self.rollout_cfg.instruction, self.data.chat_seeds)
+                                   self.rollout_cfg.retrieve_k, self.rollout_cfg.instruction, self.data.chat_seeds,
+                                   rerank=self.rollout_cfg.rerank)
     if phase == "warmup":
       return seeds + self._stage0_mix()
     return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None) + seeds

@@ -151,12 +151,15 @@ def load_tokenizer_for(cfg, data: RunData, workdir: str):
     return load_tokenizer(path)
   from exsearch_jax.models.word_tokenizer import build_word_tokenizer
   passages = [f"{p.title} {p.text}" for p in retrieval.read_corpus(data.corpus_path)]
-  tokenizer = build_word_tokenizer(word_tokenizer_texts(passages, data.train + data.dev + data.seeds))
+  from exsearch_jax import trajectory as tj
+  tokenizer = build_word_tokenizer(word_tokenizer_texts(passages, data.train + data.dev + data.seeds,
+                                                        cfg.rollout.rerank),
+                                   extra_specials=tj.RERANK_TAGS if cfg.rollout.rerank else ())
   tokenizer.save_pretrained(path)
   return tokenizer
 
 
-def word_tokenizer_texts(passages: list, questions: list) -> list:
+def word_tokenizer_texts(passages: list, questions: list, rerank: bool = False) -> list:
   """Every text a word-level tokenizer must cover: passages, questions with their answers and facts, and
   the fixed words of the trajectory format and of the stage-0 prompts."""
   from exsearch_jax import trajectory as tj
@@ -165,6 +168,8 @@ def word_tokenizer_texts(passages: list, questions: list) -> list:
   for q in questions:
     texts += [q["question"]] + list(q["golden_answers"]) + [s["fact"] for s in q.get("decomposition", [])]
   texts.append(f"{tj.answer_request('')} Question: Title: Content: [1] [2] [3] (no results) yes no {RESTATING_PROMPT}")
+  if rerank:  # the candidate numbers of the re-rank turns
+    texts.append(" ".join(f"[{i}] {i}" for i in range(1, 51)))
   return texts
 
 

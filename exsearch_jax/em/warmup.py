@@ -19,12 +19,13 @@ RESTATING_PROMPT = "Which name does this question start from?"
 
 
 def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrieve_k: int, instruction: str = "none",
-                  chat_seeds: Sequence = ()) -> list[Example]:
+                  chat_seeds: Sequence = (), rerank: bool = False) -> list[Example]:
   """Seed trajectories → SFT examples: questions with a `decomposition` ([{"query", "fact"}] with an optional
   "passage_id" or "title" of the passage that holds the fact), then `chat_seeds` (`ChatSeed`s, as given).
 
   Each sub-query is searched with the real retriever; when the fact's passage is not among the shown
-  passages it replaces the last one, so a seed never teaches writing a fact that was not shown.
+  passages it replaces the last one, so a seed never teaches writing a fact that was not shown. With `rerank`
+  the seed re-ranks the `retrieve_k` candidates: the fact's passage first, the others in the retriever's order.
   """
   by_id = {p.id: p for p in getattr(retriever, "passages", [])}
   by_title = {}
@@ -36,11 +37,15 @@ def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrie
   for q in questions:
     steps = []
     for s in q["decomposition"]:
-      hits = list(next(found))[:shown]
+      hits = list(next(found))[:retrieve_k if rerank else shown]
       gold = by_id.get(s.get("passage_id")) or by_title.get(s.get("title"))
       if gold is not None and gold.id not in [h.id for h in hits]:
-        hits = hits[:shown - 1] + [gold]
-      steps.append({"query": s["query"], "hits": hits, "fact": s["fact"]})
+        hits = hits[:len(hits) - 1] + [gold] if len(hits) >= (retrieve_k if rerank else shown) else hits + [gold]
+      step = {"query": s["query"], "hits": hits, "fact": s["fact"]}
+      if rerank:
+        first = [h.id for h in hits].index(gold.id) if gold is not None else 0
+        step["rerank"] = ([first] + [i for i in range(len(hits)) if i != first])[:shown] if hits else []
+      steps.append(step)
     messages = tj.chat_messages(q["question"], steps, q["golden_answers"][0], shown, instruction)
     out.append(Example(*map(tuple, chat.conversation(messages)), 1.0))
   for seed in chat_seeds:

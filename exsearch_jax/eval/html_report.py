@@ -78,6 +78,7 @@ h1{font-size:1.4em} .summary{background:#fff;border:1px solid #ddd;padding:.6em 
 text-transform:uppercase;padding:.1em .4em;border-radius:4px;margin-right:.4em;color:#fff}
 .row{margin:.25em 0;white-space:pre-wrap}
 .query .label{background:#1565c0} .query{color:#0d47a1}
+.rerank .label{background:#ef6c00} .rerank{color:#e65100}
 .passage .label{background:#757575} .passage{color:#424242;font-size:.9em;margin-left:1.5em}
 .fact .label{background:#2e7d32} .fact{color:#1b5e20}
 .answer .label{background:#6a1b9a} .answer{color:#4a148c;font-weight:600}
@@ -111,6 +112,10 @@ def _trajectory_html(traj: Trajectory, chat, passages) -> str:
   parts = []
   for i, step in enumerate(traj.steps):
     parts.append(_row("query", f"query {i + 1}", step.get("query") or ""))
+    if step.get("rerank") is not None:  # the re-rank action: the model's order of the retrieved candidates
+      titles = step.get("retrieved_titles") or []
+      parts.append(_row("rerank", f"re-rank {i + 1}", " > ".join(
+          f"[{k + 1}] {titles[k]}" if k < len(titles) else f"[{k + 1}]" for k in step["rerank"])))
     parts += _passage_rows(step, searches[i] if i < len(searches) else None, passages)
     if step.get("fact") is not None:
       parts.append(_row("fact", f"fact {i + 1}", step["fact"]))

@@ -17,8 +17,9 @@ CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }
           "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
 
 
-def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192):
-  """Vocabulary = special tokens + every word and punctuation run in `texts`, most frequent first."""
+def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192, extra_specials: tuple = ()):
+  """Vocabulary = special tokens (+ `extra_specials`, e.g. the re-rank tags) + every word and punctuation run in
+  `texts`, most frequent first."""
   from tokenizers import Tokenizer, decoders, models, pre_tokenizers
   from transformers import PreTrainedTokenizerFast
   pre = pre_tokenizers.Whitespace()
@@ -26,7 +27,8 @@ def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192):
   for text in texts:
     counts.update(w for w, _ in pre.pre_tokenize_str(text))
   words = ["user", "assistant"] + [w for w, _ in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))]
-  vocab = {tok: i for i, tok in enumerate(SPECIALS)}
+  specials = SPECIALS + tuple(extra_specials)
+  vocab = {tok: i for i, tok in enumerate(specials)}
   for w in words:
     if len(vocab) >= max_vocab:
       break
@@ -36,6 +38,6 @@ def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192):
   core.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
   tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>",
                                       eos_token="<|im_end|>", bos_token="<|im_start|>",
-                                      additional_special_tokens=list(SPECIALS[4:]))
+                                      additional_special_tokens=list(specials[4:]))
   tokenizer.chat_template = CHATML
   return tokenizer

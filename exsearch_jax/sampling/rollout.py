@@ -38,6 +38,7 @@ class RolloutConfig:
   constrained: bool = False   # opening tags written for the model and a grammar mask on its step turns
   answer_at_budget: bool = False  # a search past max_steps, or one whose results overflow the cache: ask the answer
   policy: str = "model"       # who writes the search turns: `POLICIES` (the baselines script them)
+  rerank: bool = False        # the re-rank action: candidates' titles first, the model orders them (trajectory.py)
   seed: int = 0
 
   def __post_init__(self):
@@ -86,6 +87,7 @@ class _Row:
   def __init__(self, traj: Trajectory, decomposition: Sequence[dict] = ()):
     self.traj, self.answering, self.done = traj, False, False
     self.decomposition = list(decomposition)  # the gold steps (policy "oracle")
+    self.reranking, self.candidates = False, []  # waiting for the model's order of these hits (rerank)
     self.prefix: list = []  # the opening tag written for the model at the start of this turn (constrained)
 
   def add(self, tokens, model_written: bool, logprobs=None):
@@ -100,7 +102,7 @@ class _Row:
 def _scripted_turn(row: _Row, chat: ChatFormat, cfg: RolloutConfig) -> Optional[list]:
   """The tokens of the row's next search turn when the policy writes it (after the opening tag already written
   for the model), or None when the model writes it."""
-  if row.answering or cfg.policy == "model" or (cfg.policy == "question" and row.traj.steps):
+  if row.answering or row.reranking or cfg.policy == "model" or (cfg.policy == "question" and row.traj.steps):
     return None
   n = len(row.traj.steps)
   if cfg.policy == "question":
@@ -127,6 +129,12 @@ def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: Rol
   if reason == engine.BUDGET:
     row.finish("truncated")
     return None
+  if row.reranking:
+    try:
+      return "show", tj.parse_rerank(text, len(row.candidates))
+    except tj.ParseError:
+      row.finish("unparseable")
+      return None
   try:
     step = tj.parse_step(text, first=not row.traj.steps)
   except tj.ParseError:
@@ -150,7 +158,7 @@ def _states(rows: list[_Row], grammar) -> Optional[list]:
   """Each row's automaton state at the start of its turn (None: unconstrained)."""
   if grammar is None:
     return None
-  return [gm.FREE if r.done else grammar.answer_start if r.answering else
+  return [gm.FREE if r.done or r.reranking else grammar.answer_start if r.answering else
           grammar.query_start if not r.traj.steps else grammar.fact_start for r in rows]
 
 
@@ -158,6 +166,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
                    session_factory, grammar):
   eot = chat.end_of_turn
   stops = [chat.encode(tj.SEARCH), chat.encode(tj.FINAL)]
+  rerank_prefix = chat.encode(tj.RERANK)
   session = session_factory(model, len(rows), cfg.capacity, sharding=sharding, shards=shards,
                             seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows])
   session.extend([r.traj.tokens for r in rows])
@@ -183,22 +192,36 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
     answering = {i for i, a in actions.items() if a and a[0] == "answer"}
     user_turns = {i: tj.answer_request(rows[i].traj.question) for i in answering}
     for i, found in zip(searching, hits):
-      rows[i].traj.steps[-1]["retrieved_ids"] = [h.id for h in found]
-      rows[i].traj.steps[-1]["retrieved_titles"] = [h.title for h in found]
-      rows[i].traj.steps[-1]["shown_ids"] = [h.id for h in found[:cfg.shown]]
-      user_turns[i] = tj.search_turn(found, cfg.shown)
+      step = rows[i].traj.steps[-1]
+      step["retrieved_ids"], step["retrieved_titles"] = [h.id for h in found], [h.title for h in found]
+      if cfg.rerank:  # the titles first; the passages after the model ordered them
+        rows[i].candidates = list(found)
+        user_turns[i] = tj.candidates_turn(found)
+      else:
+        step["shown_ids"] = [h.id for h in found[:cfg.shown]]
+        user_turns[i] = tj.search_turn(found, cfg.shown)
+    for i, action in actions.items():
+      if action and action[0] == "show":
+        ordered = tj.reranked(rows[i].candidates, action[1])
+        step = rows[i].traj.steps[-1]
+        step["rerank"], step["shown_ids"] = list(action[1]), [h.id for h in ordered[:cfg.shown]]
+        user_turns[i] = tj.search_turn(ordered, cfg.shown)
     appends = [None] * len(rows)
     for i, text in sorted(user_turns.items()):
       # the turn's tokens not yet in the cache: a decoded turn's last token, or all of a scripted turn
       row, pending = rows[i], list(tokens[i] if i in scripts else tokens[i][-1:])
       forced = [] if pending[-1] == eot else [eot]  # a turn cut at <SEARCH>/<FINAL> is closed for the model
       turn = chat.user_turn(text)
-      prefix = list(grammar.fact_prefix) if grammar is not None and i not in answering else []
+      to_rerank = cfg.rerank and i in searching
+      prefix = (list(rerank_prefix) if to_rerank else
+                list(grammar.fact_prefix) if grammar is not None and i not in answering else [])
       if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i) and i not in answering \
           and cfg.answer_at_budget:  # the results do not fit in the cache: no more searches, but an answer
         step = row.traj.steps[-1]
         step["retrieved_ids"], step["retrieved_titles"], step["shown_ids"] = [], [], []
+        step.pop("rerank", None)
         answering.add(i)
+        to_rerank = False
         turn, prefix = chat.user_turn(tj.answer_request(row.traj.question)), []
       if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i):
         row.finish("length")
@@ -206,6 +229,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       row.add(forced, False)
       row.add(turn, False)
       row.answering = i in answering
+      row.reranking = to_rerank
       if row.answering:
         row.traj.answer_start = len(row.traj.tokens)
       row.add(prefix, True)
