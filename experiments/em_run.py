@@ -16,12 +16,13 @@ import os
 import shutil
 import sys
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Run config (a preset or a file in experiments/configs).")
+from exsearch_jax import cli  # pylint: disable=wrong-import-position
+
+_CONFIG = cli.define_config("config", None, "Run config (a preset or a file in experiments/configs).")
 _WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (resumed when it holds a checkpoint).")
 _OUT = flags.DEFINE_string("out", None, "Where the results are written.")
 _RESULTS_ONLY = flags.DEFINE_bool("results_only", False, "Write the results of the run so far; do not train.")
@@ -150,4 +151,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -11,9 +11,11 @@ import json
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from exsearch_jax import cli  # pylint: disable=wrong-import-position
 
 _FORMAT = flags.DEFINE_string("format", "hotpotqa", "config.data.format of the dev file.")
 _DEV = flags.DEFINE_string("dev", None, "Dev file in its official format.", required=True)
@@ -86,4 +88,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -13,9 +13,11 @@ provenance.json (command, revision, machine).
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from exsearch_jax import cli  # pylint: disable=wrong-import-position
 
 _EXPERIMENT = flags.DEFINE_string("experiment", None, "An experiment of experiments/catalog.py (see --list).")
 _SIZE = flags.DEFINE_enum("size", "full", ["smoke", "full"], "smoke: minutes, checks the outputs; full: the results.")
@@ -70,28 +72,24 @@ def main(argv):
   from exsearch_jax.errors import ExsearchError
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+  if _LIST.value:
+    _list()
+    return
+  if not _EXPERIMENT.value:
+    raise ExsearchError("--experiment is required (or --list); choose one of those --list names")
+  from experiments import catalog, sweep
+  exp = catalog.get(_EXPERIMENT.value)
   try:
-    if _LIST.value:
-      _list()
-      return
-    if not _EXPERIMENT.value:
-      raise ExsearchError("--experiment is required (or --list); choose one of those --list names")
-    from experiments import catalog, sweep
-    exp = catalog.get(_EXPERIMENT.value)
-    try:
-      seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
-    except ValueError:
-      raise ExsearchError(f"--seeds={','.join(_SEEDS.value)}: comma-separated integers") from None
-    out = _out()
-    if not _REPORT_ONLY.value:
-      planned = sweep.plan(exp, seeds, _SIZE.value, _VARIANTS.value)
-      for line in sweep.execute(exp, planned, out, _WORKDIR.value, on_record=lambda _: _report(exp, out)):
-        print(f"[sweep] {line}", flush=True)
-    print(_report(exp, out))
-  except ExsearchError as e:
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(2)
+    seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None
+  except ValueError:
+    raise ExsearchError(f"--seeds={','.join(_SEEDS.value)}: comma-separated integers") from None
+  out = _out()
+  if not _REPORT_ONLY.value:
+    planned = sweep.plan(exp, seeds, _SIZE.value, _VARIANTS.value)
+    for line in sweep.execute(exp, planned, out, _WORKDIR.value, on_record=lambda _: _report(exp, out)):
+      print(f"[sweep] {line}", flush=True)
+  print(_report(exp, out))
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -1,7 +1,9 @@
 """Build a retrieval index once: `python launch/build_index.py --corpus C.jsonl --out DIR --index scann`."""
 import time
 
-from absl import app, flags
+from absl import flags
+
+from exsearch_jax import cli
 
 _CORPUS = flags.DEFINE_string("corpus", None, "Corpus .jsonl (id/title/text or FlashRAG contents) or DPR .tsv.")
 _OUT = flags.DEFINE_string("out", None, "Output index directory.")
@@ -20,4 +22,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

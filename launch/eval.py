@@ -20,12 +20,11 @@ import json
 import math
 import os
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from exsearch_jax import distributed
+from exsearch_jax import cli, distributed
 
-_CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:demo", "Run config (data, retrieval).")
+_CONFIG = cli.define_config("config", "exsearch_jax/config.py:demo", "Run config (data, retrieval).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Where the world / index live (built if missing).")
 _MODEL = flags.DEFINE_string("model", None, "HF directory, .gguf file or asset:NAME (default: config.model).")
 _NAME = flags.DEFINE_string("name", "model", "Name of this evaluation in the output files.")
@@ -80,4 +79,4 @@ def _evaluate():
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -5,10 +5,11 @@
 """
 import time
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-_CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:smollm2_135m", "Run config.")
+from exsearch_jax import cli
+
+_CONFIG = cli.define_config("config", "exsearch_jax/config.py:smollm2_135m", "Run config.")
 _QUESTIONS = flags.DEFINE_multi_string(
     "question", ["What is the capital of France?", "Which planet is known as the Red Planet?",
                  "Who wrote the play Romeo and Juliet?", "What gas do plants absorb from the air?"],
@@ -44,4 +45,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -5,7 +5,9 @@ questions with their oracle trajectories.
 """
 import json
 
-from absl import app, flags
+from absl import flags
+
+from exsearch_jax import cli
 
 _SEED = flags.DEFINE_integer("seed", 0, "World seed: the same seed writes byte-identical files.")
 _OUT = flags.DEFINE_string("out", None, "Output directory.")
@@ -31,4 +33,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -2,7 +2,9 @@
 
 Clients: `exsearch_jax.retrieval.server.RetrieverClient("http://127.0.0.1:8000").search(queries, k)`.
 """
-from absl import app, flags, logging
+from absl import flags, logging
+
+from exsearch_jax import cli
 
 _INDEX = flags.DEFINE_string("index", None, "Index directory written by launch/build_index.py.")
 _HOST = flags.DEFINE_string("host", "127.0.0.1", "Bind address (use 0.0.0.0 only on a trusted network).")
@@ -25,4 +27,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

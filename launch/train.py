@@ -17,12 +17,11 @@ import re
 import sys
 import time
 
-from absl import app, flags
-from ml_collections import config_flags
+from absl import flags
 
-from exsearch_jax import distributed
+from exsearch_jax import cli, distributed
 
-_CONFIG = config_flags.DEFINE_config_file("config", "exsearch_jax/config.py:demo", "Run config (preset).")
+_CONFIG = cli.define_config("config", "exsearch_jax/config.py:demo", "Run config (preset).")
 _WORKDIR = flags.DEFINE_string("workdir", "runs/demo", "Run directory: world, index, checkpoints, metrics, plots.")
 _DRY_RUN = flags.DEFINE_bool("dry_run", False, "Plan only: on config.target.devices simulated CPU devices, print "
                               "memory per device and the estimated time of one EM iteration on config.target's "
@@ -47,21 +46,16 @@ def main(argv):
 
 def _dry_run() -> int:
   """Simulates config.target.devices CPU devices (before JAX starts its backend) and prints the plan."""
-  from exsearch_jax.errors import ExsearchError
+  from exsearch_jax.errors import ConfigError
   cfg = _CONFIG.value
   if cfg.target.devices <= 0:
-    print("error: --dry_run needs config.target.devices (and config.target.accelerator) set", file=sys.stderr)
-    return 2
+    raise ConfigError("--dry_run needs config.target.devices (and config.target.accelerator) set")
   flags_now = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))
   os.environ["XLA_FLAGS"] = f"{flags_now} --xla_force_host_platform_device_count={cfg.target.devices}".strip()
   import jax
   jax.config.update("jax_platforms", "cpu")
   from exsearch_jax import capacity
-  try:
-    plan = capacity.plan(cfg)
-  except ExsearchError as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 2
+  plan = capacity.plan(cfg)
   print("\n".join(plan.lines))
   print("\nfits" if plan.fits else f"\ndoes not fit: the M-step needs {plan.train_bytes / capacity.GIB:.1f} GiB and "
         f"the rollout {plan.sample_bytes / capacity.GIB:.1f} GiB per device; {plan.limit / capacity.GIB:.1f} GiB "
@@ -92,4 +86,4 @@ def _report(summary: dict, started: float):
 
 
 if __name__ == "__main__":
-  app.run(main)
+  cli.run(main)

@@ -40,8 +40,12 @@ def split_contents(contents: str) -> tuple[str, str]:
 
 
 def _jsonl(path: str) -> Iterator[tuple[int, Passage]]:
-  with open(path, encoding="utf-8") as f:
-    for line_no, line in enumerate(f, 1):
+  with open(path, "rb") as f:
+    for line_no, raw in enumerate(f, 1):
+      try:
+        line = raw.decode("utf-8")
+      except UnicodeDecodeError as e:
+        raise CorpusError(f"{path}:{line_no}: not UTF-8 (byte {e.start} of the line)") from None
       if not line.strip():
         continue
       try:
@@ -66,14 +70,17 @@ def _jsonl(path: str) -> Iterator[tuple[int, Passage]]:
 def _tsv(path: str) -> Iterator[tuple[int, Passage]]:
   with open(path, encoding="utf-8", newline="") as f:
     reader = csv.reader(f, delimiter="\t")
-    header = next(reader, None)
-    if header is None or [h.strip() for h in header[:3]] != ["id", "text", "title"]:
-      raise CorpusError(f"{path}:1: expected the DPR header 'id<TAB>text<TAB>title', got {header!r}")
-    for row in reader:
-      line_no = reader.line_num
-      if len(row) != 3:
-        raise CorpusError(f"{path}:{line_no}: expected 3 tab-separated fields (id, text, title), got {len(row)}")
-      yield line_no, Passage(row[0], row[2], row[1])
+    try:
+      header = next(reader, None)
+      if header is None or [h.strip() for h in header[:3]] != ["id", "text", "title"]:
+        raise CorpusError(f"{path}:1: expected the DPR header 'id<TAB>text<TAB>title', got {header!r}")
+      for row in reader:
+        line_no = reader.line_num
+        if len(row) != 3:
+          raise CorpusError(f"{path}:{line_no}: expected 3 tab-separated fields (id, text, title), got {len(row)}")
+        yield line_no, Passage(row[0], row[2], row[1])
+    except UnicodeDecodeError:
+      raise CorpusError(f"{path}: not UTF-8 (after line {reader.line_num})") from None
 
 
 def read_corpus(path: str) -> Iterator[Passage]:

@@ -1,0 +1,96 @@
+"""How every launcher ends on bad input: one line on stderr naming what is wrong, and exit status 2.
+
+`cli.run(main)` replaces `absl.app.run(main)`. The project's errors (`ExsearchError`: bad files, configs,
+checkpoints) and flag errors (an unknown preset, a config file that raises, a malformed `--config.x=v`) become
+`error: <message>`; `--verbosity=1` or `EXSEARCH_TRACEBACK=1` shows the traceback instead. Any other exception
+is a bug and keeps its traceback.
+"""
+from __future__ import annotations
+
+import os
+import re
+import sys
+from typing import Callable, Optional
+
+from absl import app, flags
+
+from exsearch_jax.errors import ExsearchError
+
+EXIT_BAD_INPUT = 2
+
+
+def _tracebacks() -> bool:
+  if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+    return True
+  try:
+    return flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 1
+  except (KeyError, flags.UnparsedFlagAccessError):
+    return False
+
+
+def fail(message: str) -> None:
+  print(f"error: {message}", file=sys.stderr, flush=True)
+  sys.exit(EXIT_BAD_INPUT)
+
+
+def _flag_error_line(error: Exception) -> str:
+  """A flag error's message in one line: config_flags puts the config file's whole traceback into it; its
+  last line is the error itself."""
+  text = str(error)
+  lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [type(error).__name__]
+  return lines[-1] if "Traceback" in text else " ".join(lines)
+
+
+def _field_error_line(e: Exception) -> str:
+  """An unknown `--config.a.b=v` field: which argument, and ml_collections' "did you mean" when it has one."""
+  text = str(e).replace("\\'", "'").replace("\\n", " ")
+  key = re.search(r"'(\w+)'", text)
+  arg = next((a.split("=")[0] for a in sys.argv[1:] if a.startswith("--") and "." in a.split("=")[0] and key
+              and key.group(1) in a.split("=")[0].split(".")), "a --config.* flag")
+  hint = re.search(r'Did you mean "(\w+)"', text)
+  return f"{arg}: no such config field" + (f' (did you mean "{hint.group(1)}"?)' if hint else "")
+
+
+def define_config(name: str, default: Optional[str], help_text: str):
+  """`config_flags.DEFINE_config_file`, whose `--NAME.field=value` overrides of the default are applied as the
+  flag is defined: an unknown field is one line and status 2 here too."""
+  from ml_collections import config_flags
+  try:
+    return config_flags.DEFINE_config_file(name, default, help_text)
+  except (AttributeError, KeyError) as e:
+    if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+      raise
+    fail(_field_error_line(e))
+
+
+def _parse(argv):
+  try:
+    return flags.FLAGS(argv)
+  except (AttributeError, KeyError) as e:  # config_flags: an unknown field in an override
+    if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+      raise
+    fail(_field_error_line(e))
+  except flags.Error as e:
+    if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+      raise
+    fail(_flag_error_line(e))
+
+
+def run(main: Callable) -> None:
+  """`absl.app.run(main)`, with the project's errors and flag errors as one line and status 2."""
+
+  def guarded(argv):
+    for name in list(flags.FLAGS):
+      value = flags.FLAGS[name].value
+      if type(value).__name__ == "_ErrorConfig" and not _tracebacks():  # config_flags defers a load failure
+        error = object.__getattribute__(value, "_error")
+        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+        fail(f"--{name}: " + (lines[-1] if lines else type(error).__name__))
+    try:
+      return main(argv)
+    except ExsearchError as e:
+      if _tracebacks():
+        raise
+      fail(str(e))
+
+  app.run(guarded, flags_parser=_parse)

@@ -1,0 +1,77 @@
+"""exsearch_jax/cli.py through the launchers: bad input is one line on stderr naming the flag, file or field, and
+exit status 2; EXSEARCH_TRACEBACK=1 brings the traceback back."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _launch(script, *args, env=None):
+  return subprocess.run([sys.executable, os.path.join(ROOT, script), *args], capture_output=True, text=True,
+                        cwd=ROOT, timeout=300, check=False, env={**os.environ, **(env or {})})
+
+
+def _one_line(out, *needles):
+  assert out.returncode == 2, out.stdout[-2000:] + out.stderr[-3000:]
+  lines = [line for line in out.stderr.splitlines() if not line.startswith(("I1", "W1"))]  # absl info lines
+  assert len(lines) == 1 and lines[0].startswith("error: ") and "Traceback" not in out.stderr, out.stderr[-3000:]
+  for needle in needles:
+    assert needle in lines[0], lines[0]
+
+
+@pytest.fixture(scope="module")
+def broken_files(tmp_path_factory):
+  d = tmp_path_factory.mktemp("bad")
+  (d / "raises.py").write_text("def get_config():\n  raise ValueError('broken on purpose')\n")
+  (d / "dev.jsonl").write_text('{"id": "1", "question": "q?", "golden_answers": ["a"]}\n{"id": "2", "question": \n')
+  (d / "wrongtype.jsonl").write_text('{"id": "1", "question": 7, "golden_answers": ["a"]}\n')
+  (d / "hotpot.json").write_text('[{"_id": "x", "question": "q?", "answer": "a", "context": "not a list", '
+                                 '"supporting_facts": [], "type": "bridge", "level": "easy"}]')
+  (d / "corpus.jsonl").write_bytes(b'{"id": "p1", "title": "T", "text": "\xff\xfe"}\n')
+  return d
+
+
+@pytest.mark.parametrize("args,needles", [
+    (("--config=exsearch_jax/config.py:nope",), ("unknown preset 'nope'",)),
+    (("--config.em.wieghts=paper",), ("--config.em.wieghts", 'did you mean "weights"')),
+    (("--config.nope.x=1",), ("--config.nope.x", "no such config field")),
+    (("--config.em.iterations=abc",), ("--config.em.iterations=abc",)),
+    (("--config=experiments/configs/nonexist.py",), ("--config", "No such file")),
+    (("--bogus",), ("Unknown command line flag 'bogus'",)),
+    (("--config=experiments/paper/configs.py:qwen2_5_7b_8xh100", "--dry_run", "--config.target.devices=6"),
+     ("mesh", "needs 8 devices")),
+    (("--dry_run",), ("config.target.devices",)),
+])
+def test_train_launcher_flag_and_config_errors(args, needles):
+  _one_line(_launch("launch/train.py", "--workdir=/nonexistent/never", *args), *needles)
+
+
+def test_a_config_file_that_raises(broken_files):
+  _one_line(_launch("launch/train.py", f"--config={broken_files}/raises.py"), "broken on purpose")
+
+
+@pytest.mark.parametrize("name,fmt,needles", [
+    ("dev.jsonl", "flashrag", ("dev.jsonl:2", "invalid JSON")),
+    ("wrongtype.jsonl", "flashrag", ("wrongtype.jsonl:1", "'question'")),
+    ("hotpot.json", "hotpotqa", ("hotpot.json", "record 0", "'context'")),
+])
+def test_eval_launcher_names_file_line_and_field(broken_files, tmp_path, name, fmt, needles):
+  out = _launch("launch/eval.py", "--config=exsearch_jax/config.py:smollm2_135m", f"--workdir={tmp_path}",
+                "--model=asset:smollm2-135m-instruct", "--config.data.world_size=", f"--config.data.format={fmt}",
+                f"--config.data.dev={broken_files}/{name}")
+  _one_line(out, *needles)
+
+
+def test_build_index_launcher(broken_files, tmp_path):
+  _one_line(_launch("launch/build_index.py", "--corpus=/nonexistent/c.jsonl", f"--out={tmp_path}/i"),
+            "/nonexistent/c.jsonl")
+  _one_line(_launch("launch/build_index.py", f"--corpus={broken_files}/corpus.jsonl", f"--out={tmp_path}/j",
+                    "--index=bm25"), "corpus.jsonl")
+
+
+def test_traceback_on_request():
+  out = _launch("launch/train.py", "--config.em.wieghts=paper", env={"EXSEARCH_TRACEBACK": "1"})
+  assert out.returncode != 0 and "Traceback" in out.stderr
