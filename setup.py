@@ -3,6 +3,7 @@ from setuptools import find_packages, setup
 
 setup(
     name="exsearch-jax",
+    license="Apache-2.0",
     version="0.1.0",
     description="EXSEARCH (arXiv 2505.20128) in JAX: an LLM that learns to search, trained by Generalized EM.",
     long_description=open("README.md", encoding="utf-8").read(),
