@@ -122,7 +122,7 @@ def record_of(run, exp: Experiment, key: RunKey) -> RunRecord:
   for r in report.latest_per_iteration(run.log.read("eval")):
     evals.append({"iteration": r["iteration"], "by_type": r.get("by_type", {}),
                   **{k: r.get(k, float("nan")) for k in EVAL_KEYS}})
-    hits = np.load(os.path.join(run.workdir, "eval", str(r["iteration"]), "correct.npy"))
+    hits = np.load(os.path.join(run.workdir, "eval", str(r["iteration"]), "correct.npy"), allow_pickle=False)
     correct[r["iteration"]] = "".join("1" if h else "0" for h in hits)
   esteps = [{"iteration": r["iteration"], **{k: r[k] for k in ESTEP_KEYS if k in r}}
             for r in report.latest_per_iteration(run.log.read("estep"))]

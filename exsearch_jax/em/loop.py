@@ -263,8 +263,8 @@ class EMRun:
     rows = report.latest_per_iteration(self.log.read("eval"))
     out = {"table": report.table(rows), "evals": rows}
     if len(rows) > 1:
-      first = np.load(os.path.join(self.workdir, "eval", str(rows[0]["iteration"]), "correct.npy"))
-      last = np.load(os.path.join(self.workdir, "eval", str(rows[-1]["iteration"]), "correct.npy"))
+      first = np.load(os.path.join(self.workdir, "eval", str(rows[0]["iteration"]), "correct.npy"), allow_pickle=False)
+      last = np.load(os.path.join(self.workdir, "eval", str(rows[-1]["iteration"]), "correct.npy"), allow_pickle=False)
       out["em_gain"] = float((last.mean() - first.mean()) * 100)
       out["em_gain_95ci"] = bootstrap_gain(first, last)
       report.plot(rows, os.path.join(self.workdir, "em_curve.png"), title="dev EM over EM iterations")

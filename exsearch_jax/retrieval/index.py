@@ -97,7 +97,7 @@ def _reusable_embeddings(index_dir: str, meta: dict) -> np.ndarray:
     other = json.load(f)
   if other["fingerprint"] != meta["fingerprint"] or other.get("encoder", {}).get("sha256") != meta["encoder"]["sha256"]:
     raise RetrievalIndexError(f"{index_dir}: its embeddings come from another corpus or encoder; cannot reuse them")
-  return np.load(os.path.join(index_dir, "embeddings.npy"))
+  return np.load(os.path.join(index_dir, "embeddings.npy"), allow_pickle=False)
 
 
 def _dense_index(kind, embeddings, out_dir, options, build_new):
@@ -140,7 +140,7 @@ def load(out_dir: str, corpus_path: Optional[str] = None, encoder: Optional[str]
       raise RetrievalIndexError(f"{meta_path}: built with encoder {meta['encoder']['name']} "
                         f"({meta['encoder']['sha256'][:12]}), refusing {encoder} ({identity['sha256'][:12]})")
     text_encoder = _text_encoder(encoder_path, mesh)
-    embeddings = np.load(os.path.join(out_dir, "embeddings.npy"))
+    embeddings = np.load(os.path.join(out_dir, "embeddings.npy"), allow_pickle=False)
     impl = _dense_index(meta["kind"], embeddings, out_dir, meta["options"], build_new=False)
   return IndexedRetriever(impl, passages, text_encoder, meta, out_dir)
 
