@@ -11,7 +11,6 @@ import datetime
 import hashlib
 import json
 import os
-import time
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
@@ -146,8 +145,8 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
   from exsearch_jax.em.loop import EMRun
   done = {r.key: r for r in read_records(out, exp.name)}
   todo = [(v, k) for v, k in planned if k not in done]
-  estimate = exp.minutes[planned[0][1].size] if planned else 0.0
-  started = time.time()
+  size = planned[0][1].size if planned else "full"
+  measured = [r.minutes for r in done.values() if r.key.size == size and r.minutes > 0]
   for variant, key in planned:
     cfg = exp.config(variant, key.seed, key.size)
     write_config(out, exp, key, cfg)
@@ -158,9 +157,9 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
               "to rerun it" if stale else ""))
       continue
     position = todo.index((variant, key))
-    eta = (estimate * (len(todo) - position) if position == 0
-           else (time.time() - started) / 60 / position * (len(todo) - position))
-    yield f"{exp.name}/{key.variant} seed {key.seed}: run {position + 1} of {len(todo)} (ETA {eta:.0f} min)"
+    per_run = sum(measured) / len(measured) if measured else exp.minutes[size]  # minutes of the runs so far
+    yield (f"{exp.name}/{key.variant} seed {key.seed}: run {position + 1} of {len(todo)} "
+           f"(ETA {per_run * (len(todo) - position):.0f} min)")
     run = EMRun(cfg, run_directory(root, exp.name, key, cfg), progress=progress)
     if variant.evaluates:
       source_cfg = exp.config(exp.variant(variant.evaluates), key.seed, key.size)
@@ -173,6 +172,7 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
       run.run()
     record = record_of(run, exp, key)
     append_record(out, record)
+    measured.append(record.minutes)
     if on_record is not None:
       on_record(record)
     yield (f"{exp.name}/{key.variant} seed {key.seed}: EM {record.evals[0]['em']:.1f} -> {record.evals[-1]['em']:.1f} "
