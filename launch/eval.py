@@ -42,7 +42,7 @@ def _evaluate():
   from exsearch_jax.assets import resolve_checkpoint
   from exsearch_jax.em import setup
   from exsearch_jax.eval.runner import evaluate
-  from exsearch_jax.models import from_pretrained, load_tokenizer
+  from exsearch_jax.models import check_vocabulary, from_pretrained, load_tokenizer
   from exsearch_jax.eval import html_report
   from exsearch_jax.sampling.chat import ChatFormat
   from exsearch_jax.sampling.rollout import RolloutConfig
@@ -61,6 +61,7 @@ def _evaluate():
     model = from_pretrained(path, dtype=cfg.model.dtype, mesh=mesh)
   else:
     model = setup.build_run_model(cfg, tokenizer, chat, mesh)
+  check_vocabulary(tokenizer, model.config.vocab_size, _MODEL.value or cfg.model.checkpoint or "the run's model")
   metrics, trajectories = evaluate(model, chat, retriever, data.dev, RolloutConfig(**cfg.rollout.to_dict()),
                                    mesh=mesh, progress=distributed.is_primary())
   if not distributed.is_primary():

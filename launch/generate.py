@@ -19,7 +19,7 @@ _QUESTIONS = flags.DEFINE_multi_string(
 def main(argv):
   del argv
   from exsearch_jax.assets import resolve_checkpoint
-  from exsearch_jax.models import build_model, load_tokenizer
+  from exsearch_jax.models import build_model, check_vocabulary, load_tokenizer
   from exsearch_jax.sampling import generate
   from exsearch_jax.sharding import make_mesh
 
@@ -28,6 +28,7 @@ def main(argv):
   mesh = make_mesh(cfg.mesh.sample)
   model = build_model(cfg.model, mesh=mesh, seed=cfg.seed)
   tokenizer = load_tokenizer(resolve_checkpoint(cfg.model.tokenizer or cfg.model.checkpoint))
+  check_vocabulary(tokenizer, model.config.vocab_size, cfg.model.checkpoint)
   print(f"loaded {cfg.model.checkpoint} ({model.config.num_params() / 1e6:.0f}M params, "
         f"mesh {dict(mesh.shape)}) in {time.time() - start:.1f}s")
   prompts = [tokenizer.apply_chat_template([{"role": "user", "content": q}],

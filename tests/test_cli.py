@@ -75,3 +75,57 @@ def test_build_index_launcher(broken_files, tmp_path):
 def test_traceback_on_request():
   out = _launch("launch/train.py", "--config.em.wieghts=paper", env={"EXSEARCH_TRACEBACK": "1"})
   assert out.returncode != 0 and "Traceback" in out.stderr
+
+
+@pytest.mark.parametrize("name,content,needles", [
+    ("empty.jsonl", b"", ("empty.jsonl", "empty")),
+    ("dup.jsonl", b'{"id":"a","title":"T","text":"x"}\n{"id":"a","title":"T","text":"y"}\n', ("dup.jsonl:2", "duplicate")),
+    ("trunc.jsonl", b'{"id":"a","title":"T","text":"x"}\n{"id":"b","ti', ("trunc.jsonl:2", "invalid JSON")),
+    ("list.jsonl", b"[1, 2]\n", ("list.jsonl:1", "JSON object")),
+    ("notext.jsonl", b'{"id":"a","title":"T"}\n', ("notext.jsonl:1", "'text'")),
+])
+def test_build_index_names_the_corpus_line(tmp_path, name, content, needles):
+  (tmp_path / name).write_bytes(content)
+  _one_line(_launch("launch/build_index.py", f"--corpus={tmp_path / name}", f"--out={tmp_path}/ix", "--index=bm25"),
+            *needles)
+
+
+@pytest.fixture(scope="module")
+def broken_models(tmp_path_factory):
+  """Model directories and files that must not load: garbage, truncated, half-written, foreign tokenizer."""
+  from exsearch_jax.assets import resolve_checkpoint
+  from exsearch_jax.models import DecoderConfig, init_model, load_tokenizer, save_pretrained
+  d = tmp_path_factory.mktemp("models")
+  (d / "garbage.gguf").write_bytes(os.urandom(1000))
+  (d / "truncated.gguf").write_bytes(b"GGUF\x03\x00\x00\x00garbage")
+  smollm2 = load_tokenizer(resolve_checkpoint("asset:smollm2-135m-instruct"))
+  tiny = init_model(DecoderConfig(vocab_size=100, hidden_size=16, intermediate_size=32, num_layers=1, num_heads=2,
+                                  num_kv_heads=1, head_dim=8))
+  save_pretrained(tiny, str(d / "foreign_tokenizer"), tokenizer=smollm2)  # 49,152 tokens, 100 embeddings
+  save_pretrained(tiny, str(d / "no_weights"), tokenizer=smollm2)
+  os.remove(d / "no_weights" / "model.safetensors")
+  save_pretrained(tiny, str(d / "torn_weights"), tokenizer=smollm2)
+  (d / "torn_weights" / "model.safetensors").write_bytes(b"garbage!")
+  save_pretrained(tiny, str(d / "torn_tokenizer"), tokenizer=smollm2)
+  (d / "torn_tokenizer" / "tokenizer.json").write_text('{"model": ')
+  return d
+
+
+@pytest.mark.parametrize("model,needles", [
+    ("garbage.gguf", ("garbage.gguf", "not a GGUF file")),
+    ("truncated.gguf", ("truncated.gguf",)),
+    ("foreign_tokenizer", ("49152 tokens", "vocab_size is 100")),
+    ("no_weights", ("no_weights", "model.safetensors")),
+    ("torn_weights", ("torn_weights/model.safetensors", "truncated")),
+    ("torn_tokenizer", ("torn_tokenizer", "tokenizer")),
+    ("/nonexistent/model", ("/nonexistent/model",)),
+])
+def test_eval_launcher_rejects_broken_models(broken_models, tmp_path, model, needles):
+  path = model if model.startswith("/") else str(broken_models / model)
+  _one_line(_launch("launch/eval.py", "--config=exsearch_jax/config.py:smollm2_135m", f"--workdir={tmp_path}",
+                    f"--model={path}", "--config.data.dev_limit=2"), *needles)
+
+
+def test_unknown_asset():
+  _one_line(_launch("launch/eval.py", "--config=exsearch_jax/config.py:smollm2_135m", "--workdir=/tmp/never",
+                    "--model=asset:nope"), "unknown asset 'nope'")

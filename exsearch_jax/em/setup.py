@@ -182,4 +182,7 @@ def build_run_model(cfg, tokenizer, chat, mesh):
     with model_cfg.unlocked():
       model_cfg.init.vocab_size = len(tokenizer)
       model_cfg.init.eos_token_id = chat.end_of_turn
-  return build_model(model_cfg, mesh=mesh, seed=cfg.seed)
+  from exsearch_jax.models import check_vocabulary
+  model = build_model(model_cfg, mesh=mesh, seed=cfg.seed)
+  check_vocabulary(tokenizer, model.config.vocab_size, cfg.model.checkpoint or "model.init")
+  return model
