@@ -138,7 +138,9 @@ def plot(exp: Experiment, records: Sequence[RunRecord], path: str) -> None:
   axes.flat[-1].legend(handles, labels, loc="center")
   fig.suptitle(f"{exp.name}: mean and 95% interval over seeds")
   fig.tight_layout()
-  fig.savefig(path)
+  from exsearch_jax import atomic
+  with atomic.replaced_file(path, "wb") as f:
+    fig.savefig(f, format="png")
   plt.close(fig)
 
 

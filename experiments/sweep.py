@@ -105,12 +105,8 @@ def read_records(out: str, experiment: str) -> list[RunRecord]:
 
 
 def append_record(out: str, record: RunRecord) -> None:
-  path = runs_path(out, record.experiment)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path, "a", encoding="utf-8") as f:
-    f.write(json.dumps(record.to_json(), sort_keys=True) + "\n")
-    f.flush()
-    os.fsync(f.fileno())
+  from exsearch_jax import atomic
+  atomic.append_line(runs_path(out, record.experiment), json.dumps(record.to_json(), sort_keys=True))
 
 
 def record_of(run, exp: Experiment, key: RunKey) -> RunRecord:

@@ -228,14 +228,15 @@ QA_FIELDS = ("id", "question", "golden_answers", "supporting_ids", "hops", "type
 
 def write_world(world: World, out_dir: str) -> dict:
   """Writes corpus.jsonl and train/dev/test.jsonl (FlashRAG QA form); returns {name: path}."""
+  from exsearch_jax import atomic
   os.makedirs(out_dir, exist_ok=True)
   paths = {"corpus": os.path.join(out_dir, "corpus.jsonl")}
-  with open(paths["corpus"], "w", encoding="utf-8") as f:
+  with atomic.replaced_file(paths["corpus"]) as f:
     for p in world.passages:
       f.write(json.dumps({"id": p["id"], "title": p["title"], "text": p["text"]}, ensure_ascii=False) + "\n")
   for split, questions in world.splits.items():
     paths[split] = os.path.join(out_dir, f"{split}.jsonl")
-    with open(paths[split], "w", encoding="utf-8") as f:
+    with atomic.replaced_file(paths[split]) as f:
       for q in questions:
         f.write(json.dumps({k: q[k] for k in QA_FIELDS}, ensure_ascii=False) + "\n")
   return paths

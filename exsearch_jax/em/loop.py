@@ -23,7 +23,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from exsearch_jax import distributed
+from exsearch_jax import atomic, distributed
 from exsearch_jax.checkpoint import RunCheckpoints
 from exsearch_jax.em import report, sequences, setup, warmup
 from exsearch_jax.em.estep import score_trajectories, weigh
@@ -186,11 +186,9 @@ class EMRun:
     html_report.write_jsonl(trajectories, os.path.join(directory, "trajectories.jsonl"), self.chat)
     html_report.write_html(trajectories[:200], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
                        title=f"E-step {iteration}: sampled trajectories")
-    tmp = self._estep_path(iteration) + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic.replaced_file(self._estep_path(iteration)) as f:
       for e in examples:
         f.write(json.dumps(e.to_json()) + "\n")
-    os.replace(tmp, self._estep_path(iteration))
     self.log.write(stats, iteration)
     logging.info("E-step %d: %s", iteration, json.dumps(stats))
     print(f"[E-step] iteration {iteration}: {len(trajectories)} trajectories, {stats['correct_share']:.1%} correct, "
@@ -208,7 +206,8 @@ class EMRun:
     os.makedirs(directory, exist_ok=True)
     html_report.write_html(trajectories[:100], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
                        title=f"dev after iteration {iteration}")
-    np.save(os.path.join(directory, "correct.npy"), per_question_correct(trajectories, questions))
+    with atomic.replaced_file(os.path.join(directory, "correct.npy"), "wb") as f:
+      np.save(f, per_question_correct(trajectories, questions))
     record = dict(kind="eval", iteration=iteration, split=self.cfg.eval.split, seconds=round(time.time() - started, 1),
                   **metrics)
     self.log.write(record, iteration)
@@ -268,7 +267,7 @@ class EMRun:
       out["em_gain"] = float((last.mean() - first.mean()) * 100)
       out["em_gain_95ci"] = bootstrap_gain(first, last)
       report.plot(rows, os.path.join(self.workdir, "em_curve.png"), title="dev EM over EM iterations")
-    with open(os.path.join(self.workdir, "summary.json"), "w", encoding="utf-8") as f:
+    with atomic.replaced_file(os.path.join(self.workdir, "summary.json")) as f:
       json.dump({k: v for k, v in out.items() if k != "table"}, f, indent=1)
     return out
 

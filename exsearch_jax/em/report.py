@@ -23,8 +23,8 @@ class MetricsLog:
   def write(self, record: dict, tb_step: int) -> None:
     if not self.enabled:
       return
-    with open(self.path, "a", encoding="utf-8") as f:
-      f.write(json.dumps(record, sort_keys=True) + "\n")
+    from exsearch_jax import atomic
+    atomic.append_line(self.path, json.dumps(record, sort_keys=True))
     if self._tb is not None:
       prefix = record.get("kind", "metrics") + ("/" + record["split"] if "split" in record else "")
       for key, value in record.items():
@@ -35,7 +35,16 @@ class MetricsLog:
   def read(self, kind: str = "eval") -> list[dict]:
     if not os.path.exists(self.path):
       return []
-    rows = [json.loads(line) for line in open(self.path, encoding="utf-8") if line.strip()]
+    with open(self.path, encoding="utf-8") as f:
+      lines = [line for line in f.read().split("\n") if line.strip()]
+    rows = []
+    for number, line in enumerate(lines, 1):
+      try:
+        rows.append(json.loads(line))
+      except json.JSONDecodeError:
+        if number < len(lines):  # only the last line can be torn (a kill while appending)
+          raise
+    rows = [r for r in rows if isinstance(r, dict)]
     return [r for r in rows if r.get("kind") == kind]
 
   def close(self):
@@ -79,5 +88,7 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   if title:
     ax.set_title(title)
   fig.tight_layout()
-  fig.savefig(path)
+  from exsearch_jax import atomic
+  with atomic.replaced_file(path, "wb") as f:
+    fig.savefig(f, format="png")
   plt.close(fig)

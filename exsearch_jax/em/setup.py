@@ -155,7 +155,9 @@ def load_tokenizer_for(cfg, data: RunData, workdir: str):
   tokenizer = build_word_tokenizer(word_tokenizer_texts(passages, data.train + data.dev + data.seeds,
                                                         cfg.rollout.rerank),
                                    extra_specials=tj.RERANK_TAGS if cfg.rollout.rerank else ())
-  tokenizer.save_pretrained(path)
+  from exsearch_jax import atomic
+  with atomic.replaced_directory(path) as tmp:
+    tokenizer.save_pretrained(tmp)
   return tokenizer
 
 

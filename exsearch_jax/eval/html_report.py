@@ -13,6 +13,7 @@ import html
 import json
 from typing import Iterable, Mapping, Optional, Sequence
 
+from exsearch_jax import atomic
 from exsearch_jax import trajectory as tj
 from exsearch_jax.eval.metrics import exact_match, extract_answer
 from exsearch_jax.sampling.rollout import Trajectory
@@ -21,7 +22,7 @@ from exsearch_jax.sampling.rollout import Trajectory
 def write_jsonl(trajectories: Iterable[Trajectory], path: str, chat=None, drop: Sequence[str] = ()) -> None:
   """One JSON object per line (`Trajectory.to_json()` less the `drop` fields), plus the decoded "text" when a
   ChatFormat is given."""
-  with open(path, "w", encoding="utf-8") as f:
+  with atomic.replaced_file(path) as f:
     for traj in trajectories:
       record = {k: v for k, v in traj.to_json().items() if k not in drop}
       if chat is not None:
@@ -163,5 +164,5 @@ def render_html(trajectories: Sequence[Trajectory], chat, passages: Optional[Map
 def write_html(trajectories: Sequence[Trajectory], path: str, chat, passages: Optional[Mapping] = None,
                title: str = "") -> None:
   """A self-contained page (inline CSS, no scripts or external assets). `passages`: id -> {title, text}."""
-  with open(path, "w", encoding="utf-8") as f:
+  with atomic.replaced_file(path) as f:
     f.write(render_html(trajectories, chat, passages, title))

@@ -116,10 +116,12 @@ def save_pretrained(model: Decoder, directory: str, tokenizer=None, dtype: Optio
       value = multihost_utils.process_allgather(value, tiled=True)
     tensors[spec.hf_name] = spec.to_hf(np.asarray(jax.device_get(value))).astype(target)
   if jax.process_index() == 0:
+    from exsearch_jax import atomic
     hf_config["torch_dtype"] = hf_config["dtype"] = str(target)
-    write_directory(directory, hf_config, tensors, max_shard_bytes)
-    if tokenizer is not None:
-      tokenizer.save_pretrained(directory)
+    with atomic.replaced_directory(directory) as tmp:  # a kill leaves the old directory or the new one
+      write_directory(tmp, hf_config, tensors, max_shard_bytes)
+      if tokenizer is not None:
+        tokenizer.save_pretrained(tmp)
 
 
 def build_model(model_config, mesh: Optional[Mesh] = None, seed: int = 0) -> Decoder:

@@ -68,27 +68,30 @@ def build(corpus_path: str, out_dir: str, kind: str = "scann", encoder: str = DE
   passages = list(read_corpus(corpus_path))
   if not passages:
     raise RetrievalIndexError(f"{corpus_path}: the corpus is empty")
-  os.makedirs(out_dir, exist_ok=True)
   meta = {"kind": kind, "corpus": os.path.abspath(corpus_path), "fingerprint": fingerprint(corpus_path),
           "num_passages": len(passages), "options": options, "created": time.strftime("%Y-%m-%dT%H:%M:%S")}
   texts = [p.contents for p in passages]
   text_encoder = None
-  if kind == "bm25":
-    from exsearch_jax.retrieval.bm25 import BM25Index
-    impl = BM25Index.build(texts, **options)
-    impl.save(os.path.join(out_dir, "bm25"))
-  else:
-    encoder_path = resolve_checkpoint(encoder)
-    meta["encoder"] = {"path": encoder, **encoder_identity(encoder_path)}
-    text_encoder = _text_encoder(encoder_path, mesh)
-    if embeddings_from:
-      embeddings = _reusable_embeddings(embeddings_from, meta)
+  from exsearch_jax import atomic
+  with atomic.replaced_directory(out_dir) as tmp:  # a kill leaves the old index or the new one, never a mix
+    if kind == "bm25":
+      from exsearch_jax.retrieval.bm25 import BM25Index
+      impl = BM25Index.build(texts, **options)
+      impl.save(os.path.join(tmp, "bm25"))
     else:
-      embeddings = _encode_with_progress(text_encoder, texts, progress=progress)
-    np.save(os.path.join(out_dir, "embeddings.npy"), embeddings)
-    impl = _dense_index(kind, embeddings, out_dir, options, build_new=True)
-  with open(os.path.join(out_dir, "meta.json"), "w") as f:
-    json.dump(meta, f, indent=2)
+      encoder_path = resolve_checkpoint(encoder)
+      meta["encoder"] = {"path": encoder, **encoder_identity(encoder_path)}
+      text_encoder = _text_encoder(encoder_path, mesh)
+      if embeddings_from:
+        embeddings = _reusable_embeddings(embeddings_from, meta)
+      else:
+        embeddings = _encode_with_progress(text_encoder, texts, progress=progress)
+      np.save(os.path.join(tmp, "embeddings.npy"), embeddings)
+      impl = _dense_index(kind, embeddings, tmp, options, build_new=True)
+    with open(os.path.join(tmp, "meta.json"), "w", encoding="utf-8") as f:
+      json.dump(meta, f, indent=2)
+  if kind == "scann":  # from its final place: ScaNN reads its artifacts lazily from the paths it was given
+    impl = _dense_index(kind, None, out_dir, options, build_new=False)
   return IndexedRetriever(impl, passages, text_encoder, meta, out_dir)
 
 

@@ -51,8 +51,22 @@ class ScannIndex:
 
   @classmethod
   def load(cls, directory: str) -> "ScannIndex":
+    """Loads the artifacts in `directory` wherever they were written: the asset paths ScaNN recorded at save
+    time are pointed at this directory's files, so an index moved with its workdir (or built into a temporary
+    directory and renamed, or copied to each host) loads. Never reads a pickled docids file."""
+    import re
     from scann.scann_ops.py import scann_ops_pybind
-    return cls(scann_ops_pybind.load_searcher(directory))
+    from exsearch_jax.retrieval.index import RetrievalIndexError
+    directory = os.path.abspath(directory)
+    assets = os.path.join(directory, "scann_assets.pbtxt")
+    if not os.path.exists(assets):
+      raise RetrievalIndexError(f"{directory}: no scann_assets.pbtxt; not a ScaNN index saved by this package")
+    if os.path.exists(os.path.join(directory, "scann_docids.pkl")):
+      raise RetrievalIndexError(f"{directory}: holds a pickled docids file, which is never loaded; rebuild the index")
+    with open(assets, encoding="utf-8") as f:
+      text = re.sub(r'asset_path: "([^"]*)"',
+                    lambda m: f'asset_path: "{os.path.join(directory, os.path.basename(m.group(1)))}"', f.read())
+    return cls(scann_ops_pybind.ScannSearcher(scann_ops_pybind.scann_pybind.ScannNumpy(directory, text), None))
 
   def search(self, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     ids, scores = self._searcher.search_batched(np.ascontiguousarray(query_vectors, np.float32), final_num_neighbors=k)
