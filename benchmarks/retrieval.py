@@ -83,7 +83,8 @@ def main():
   centers = rng.normal(size=(1000, 384)).astype(np.float32)
   corpus = centers[rng.integers(0, 1000, args.n)] + 0.3 * rng.normal(size=(args.n, 384)).astype(np.float32)
   corpus /= np.linalg.norm(corpus, axis=1, keepdims=True)
-  queries = corpus[rng.integers(0, args.n, args.queries)] + 0.1 * rng.normal(size=(args.queries, 384)).astype(np.float32)
+  noise = 0.1 * rng.normal(size=(args.queries, 384)).astype(np.float32)
+  queries = corpus[rng.integers(0, args.n, args.queries)] + noise
 
   def numpy_exact():
     scores = queries @ corpus.T

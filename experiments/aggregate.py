@@ -147,9 +147,11 @@ def plot(exp: Experiment, records: Sequence[RunRecord], path: str) -> None:
 def markdown(exp: Experiment, records: Sequence[RunRecord], size: str, commands: Sequence[str], meta: dict) -> str:
   minutes = sum(r.minutes for r in records)
   m = meta.get("machine", {})
-  machine = f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('devices')} {m.get('platform')} device(s), jax {m.get('jax')}"
+  machine = (f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('devices')} {m.get('platform')} device(s), "
+             f"jax {m.get('jax')}")
   parts = [f"# {exp.name} ({size})", "", exp.question, "",
-           f"{len(records)} run{'s' * (len(records) != 1)}, {minutes:.1f} min of wall time; intervals are 95% Student-t over seeds.", "",
+           f"{len(records)} run{'s' * (len(records) != 1)}, {minutes:.1f} min of wall time; intervals are 95% "
+           "Student-t over seeds.", "",
            "## Dev scores per iteration", "", scores_table(exp, records), "",
            f"## Against `{exp.reference_label}` at the last iteration", "", comparison_table(exp, records), "",
            "## Correct dev answers by question kind (summed over seeds)", "", kinds_table(exp, records), "",

@@ -32,7 +32,8 @@ LOGICAL_AXIS_RULES: tuple = (
 )
 
 
-def _sizes(shape: Mapping[str, int], count: int, what: str = "mesh", unit: str = "devices", note: str = "") -> list[int]:
+def _sizes(shape: Mapping[str, int], count: int, what: str = "mesh", unit: str = "devices",
+           note: str = "") -> list[int]:
   """Axis sizes of `shape` over `count` devices (or slices, processes); one entry may be -1."""
   unknown = set(shape) - set(MESH_AXES)
   if unknown:

@@ -76,7 +76,8 @@ def _evaluate():
   passages = {p.id: {"title": p.title, "text": p.text} for p in getattr(retriever, "passages", [])}
   html_report.write_html(trajectories, os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.html"), chat, passages)
   print(json.dumps(metrics, indent=1))
-  print(f"EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f} on {metrics['n']} questions -> {out}")
+  print(f"EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f} on {metrics['n']} questions "
+        f"-> {out}")
 
 
 if __name__ == "__main__":

@@ -9,7 +9,8 @@ from exsearch_jax.sampling.chat import ChatFormat
 MESSAGES = [
     {"role": "user", "content": "Question: Who directed Kelvor Harbor?"},
     {"role": "assistant", "content": "<QUERY> Who directed Kelvor Harbor?"},
-    {"role": "user", "content": "<SEARCH> [1] Title: Kelvor Harbor. Content: Kelvor Harbor is a film directed by Ana Vel."},
+    {"role": "user",
+     "content": "<SEARCH> [1] Title: Kelvor Harbor. Content: Kelvor Harbor is a film directed by Ana Vel."},
     {"role": "assistant", "content": "<FACT> Kelvor Harbor was directed by Ana Vel.\n<FINAL>"},
     {"role": "user", "content": "please give the final answer to the input question: Who directed Kelvor Harbor?"},
     {"role": "assistant", "content": "Ana Vel"},

@@ -99,7 +99,8 @@ def test_missing_field(good_dir):
 
 def test_missing_tensor(good_dir):
   _rewrite_tensors(good_dir, lambda t: t.pop("model.layers.1.mlp.up_proj.weight"))
-  with pytest.raises(CheckpointError, match=r"model\.safetensors: tensor 'model\.layers\.1\.mlp\.up_proj\.weight' is missing"):
+  with pytest.raises(CheckpointError,
+                     match=r"model\.safetensors: tensor 'model\.layers\.1\.mlp\.up_proj\.weight' is missing"):
     from_pretrained(str(good_dir))
 
 

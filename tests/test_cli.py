@@ -79,7 +79,8 @@ def test_traceback_on_request():
 
 @pytest.mark.parametrize("name,content,needles", [
     ("empty.jsonl", b"", ("empty.jsonl", "empty")),
-    ("dup.jsonl", b'{"id":"a","title":"T","text":"x"}\n{"id":"a","title":"T","text":"y"}\n', ("dup.jsonl:2", "duplicate")),
+    ("dup.jsonl", b'{"id":"a","title":"T","text":"x"}\n{"id":"a","title":"T","text":"y"}\n',
+     ("dup.jsonl:2", "duplicate")),
     ("trunc.jsonl", b'{"id":"a","title":"T","text":"x"}\n{"id":"b","ti', ("trunc.jsonl:2", "invalid JSON")),
     ("list.jsonl", b"[1, 2]\n", ("list.jsonl:1", "JSON object")),
     ("notext.jsonl", b'{"id":"a","title":"T"}\n', ("notext.jsonl:1", "'text'")),

@@ -132,6 +132,7 @@ def test_reads_without_tensorflow(tmp_path):
 
 
 def test_manual_dir_required(tmp_path):
-  with pytest.raises(DatasetError, match=r"nq_open/default: pass manual_dir, the folder holding 'NQ-open\.dev\.jsonl'\. "
-                                         r"Download from https://github\.com/google-research-datasets"):
+  with pytest.raises(DatasetError,
+                     match=r"nq_open/default: pass manual_dir, the folder holding 'NQ-open\.dev\.jsonl'\. "
+                           r"Download from https://github\.com/google-research-datasets"):
     load_split("nq_open", "dev", data_dir=str(tmp_path))

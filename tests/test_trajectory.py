@@ -9,7 +9,8 @@ def test_render_then_parse_round_trips():
   assert tj.parse_step(tj.assistant_step(None, "Who directed X?"), first=True) == tj.Step("query", "Who directed X?")
   assert tj.parse_step(tj.assistant_step("X was directed by Y.", "Where was Y born?"), first=False) == \
       tj.Step("query", "Where was Y born?", "X was directed by Y.")
-  assert tj.parse_step(tj.assistant_step("Y was born in Z.", None), first=False) == tj.Step("final", "", "Y was born in Z.")
+  assert tj.parse_step(tj.assistant_step("Y was born in Z.", None), first=False) == \
+      tj.Step("final", "", "Y was born in Z.")
 
 
 def test_a_query_cut_at_search_parses_and_whitespace_is_free():

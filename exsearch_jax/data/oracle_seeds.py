@@ -49,7 +49,8 @@ def reasoning_order(question: str, steps: Sequence[dict]) -> list[dict]:
   return ordered
 
 
-def hotpot_steps(question: str, facts: Sequence[tuple[str, int]], context: Sequence[tuple[str, list[str]]]) -> list[dict]:
+def hotpot_steps(question: str, facts: Sequence[tuple[str, int]],
+                 context: Sequence[tuple[str, list[str]]]) -> list[dict]:
   """One step per supporting paragraph: query its subject, record its supporting sentences.
 
   `facts` are validated [title, sentence index] pairs; `context` is [(title, sentences)], where the

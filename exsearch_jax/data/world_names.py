@@ -72,7 +72,7 @@ class NameMaker:
   def near_duplicate(self, name: str) -> str | None:
     """The same name with one letter of its last word changed (a confusable twin), or None."""
     parts = name.split(" ")
-    target = 1 if len(parts) > 1 and parts[0] != "The" and not parts[-1] in _FILM_NOUNS + _COMPANY_SUFFIXES \
+    target = 1 if len(parts) > 1 and parts[0] != "The" and parts[-1] not in _FILM_NOUNS + _COMPANY_SUFFIXES \
         + _UNIVERSITY_SUFFIXES else 0
     word = parts[target]
     for _ in range(50):

@@ -81,7 +81,8 @@ def _step(graphdef, tx, mask, remat, params, opt_state, lr, tokens, loss_mask, a
 
   def micro(grads_and_loss, batch):
     grads_acc, loss_acc = grads_and_loss
-    loss, grads = jax.value_and_grad(lambda t: weighted_loss_sum(nnx.merge(graphdef, join(t)), *batch, remat=remat))(trained)
+    loss_of = lambda t: weighted_loss_sum(nnx.merge(graphdef, join(t)), *batch, remat=remat)  # noqa: E731
+    loss, grads = jax.value_and_grad(loss_of)(trained)
     return (jax.tree.map(jnp.add, grads_acc, grads), loss_acc + loss), None
 
   zeros = jax.tree.map(jnp.zeros_like, trained)

@@ -39,7 +39,7 @@ class KVCache:
 def init_cache(config: DecoderConfig, batch: int, max_length: int, dtype=None) -> KVCache:
   shape = (batch, max_length, config.num_kv_heads, config.head_dim)
   dtype = dtype or config.jnp_dtype
-  zeros = lambda: [jnp.zeros(shape, dtype) for _ in range(config.num_layers)]
+  zeros = lambda: [jnp.zeros(shape, dtype) for _ in range(config.num_layers)]  # noqa: E731
   return KVCache(keys=zeros(), values=zeros(), lengths=jnp.zeros((batch,), jnp.int32))
 
 

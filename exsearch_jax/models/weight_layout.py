@@ -50,7 +50,8 @@ def weight_specs(config: DecoderConfig) -> Iterator[WeightSpec]:
     for name, heads in (("q", h), ("k", kv), ("v", kv)):
       yield WeightSpec(ours + ("attn", name), hf + f"self_attn.{name}_proj.weight", (e, heads, d), 1)
       if config.qkv_bias:
-        yield WeightSpec(ours + ("attn", name + "_bias"), hf + f"self_attn.{name}_proj.bias", (heads, d), 0, flatten=True)
+        yield WeightSpec(ours + ("attn", name + "_bias"), hf + f"self_attn.{name}_proj.bias", (heads, d), 0,
+                         flatten=True)
     yield WeightSpec(ours + ("attn", "o"), hf + "self_attn.o_proj.weight", (h, d, e), 2)
     if config.o_bias:
       yield WeightSpec(ours + ("attn", "o_bias"), hf + "self_attn.o_proj.bias", (e,), 0)

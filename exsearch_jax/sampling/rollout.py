@@ -11,7 +11,6 @@ import dataclasses
 import zlib
 from typing import Optional, Sequence
 
-import numpy as np
 from absl import logging
 
 from exsearch_jax import trajectory as tj
