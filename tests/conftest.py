@@ -1,7 +1,10 @@
-"""Every test process sees 8 simulated CPU devices (multi-device tests need them; others use device 0)."""
+"""Every test process sees exactly 8 simulated CPU devices (multi-device tests need them; others use device 0),
+whatever XLA_FLAGS the user has: other XLA flags are kept, a device count of their own is replaced."""
 import os
+import re
 
-os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
+os.environ["XLA_FLAGS"] = (re.sub(r"--xla_force_host_platform_device_count=\S+", "", os.environ.get("XLA_FLAGS", ""))
+                           + " --xla_force_host_platform_device_count=8").strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
