@@ -8,8 +8,9 @@ that writes files)? which share of a list is mine? and gathers Python objects fr
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import os
-import pickle
 import socket
 import sys
 import threading
@@ -237,15 +238,56 @@ def gather_shares(local: Sequence, total: int, per_item: int = 1) -> list:
   return [parts[i % count][(i // count) * per_item + j] for i in range(total) for j in range(per_item)]
 
 
+def _wire_types() -> dict:
+  """The records processes send each other; nothing else is rebuilt from the wire (no pickle)."""
+  from exsearch_jax.em.sequences import Example
+  from exsearch_jax.sampling.rollout import Trajectory
+  return {"Example": Example, "Trajectory": Trajectory}
+
+
+def to_wire(obj) -> bytes:
+  """JSON of lists, dicts, numbers, strings, numpy scalars and arrays (dtype kept, so results do not depend
+  on the process count) and the records of `_wire_types`; compressed."""
+  types = _wire_types()
+
+  def default(o):
+    if dataclasses.is_dataclass(o) and types.get(type(o).__name__) is type(o):
+      return {"__record__": type(o).__name__, "fields": {f.name: getattr(o, f.name) for f in dataclasses.fields(o)}}
+    if isinstance(o, np.generic):
+      return {"__scalar__": o.item(), "dtype": o.dtype.str}
+    if isinstance(o, np.ndarray):
+      return {"__array__": o.tolist(), "dtype": o.dtype.str, "shape": list(o.shape)}
+    raise TypeError(f"cannot send a {type(o).__name__} between processes")
+
+  return zlib.compress(json.dumps(obj, default=default).encode("utf-8"), 1)
+
+
+def from_wire(data: bytes):
+  types = _wire_types()
+
+  def hook(d):
+    if "__record__" in d:
+      cls = types[d["__record__"]]
+      fields = d["fields"]
+      return cls.from_json(fields) if hasattr(cls, "from_json") else cls(**fields)
+    if "__scalar__" in d:
+      return np.dtype(d["dtype"]).type(d["__scalar__"])
+    if "__array__" in d:
+      return np.asarray(d["__array__"], dtype=np.dtype(d["dtype"])).reshape(d["shape"])
+    return d
+
+  return json.loads(zlib.decompress(data).decode("utf-8"), object_hook=hook)
+
+
 def allgather_objects(obj) -> list:
-  """[process 0's obj, process 1's obj, ...] on every process (pickled, through device collectives)."""
+  """[process 0's obj, process 1's obj, ...] on every process (as JSON, `to_wire`, through device collectives)."""
   if jax.process_count() == 1:
     return [obj]
   from jax.experimental import multihost_utils
-  blob = np.frombuffer(zlib.compress(pickle.dumps(obj), 1), np.uint8)
+  blob = np.frombuffer(to_wire(obj), np.uint8)
   sizes = np.asarray(multihost_utils.process_allgather(np.array(blob.size, np.int64))).reshape(-1)
   table = _chunked(blob, int(sizes.max()), multihost_utils.process_allgather)
-  return [pickle.loads(zlib.decompress(table[p, :sizes[p]].tobytes())) for p in range(len(sizes))]
+  return [from_wire(table[p, :sizes[p]].tobytes()) for p in range(len(sizes))]
 
 
 def broadcast_object(obj):
@@ -253,9 +295,9 @@ def broadcast_object(obj):
   if jax.process_count() == 1:
     return obj
   from jax.experimental import multihost_utils
-  blob = np.frombuffer(zlib.compress(pickle.dumps(obj), 1) if is_primary() else b"", np.uint8)
+  blob = np.frombuffer(to_wire(obj) if is_primary() else b"", np.uint8)
   size = int(multihost_utils.broadcast_one_to_all(np.array(blob.size, np.int64)))
-  return pickle.loads(zlib.decompress(_chunked(blob, size, multihost_utils.broadcast_one_to_all)[:size].tobytes()))
+  return from_wire(_chunked(blob, size, multihost_utils.broadcast_one_to_all)[:size].tobytes())
 
 
 def _chunked(blob: np.ndarray, width: int, collective) -> np.ndarray:

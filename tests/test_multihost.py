@@ -198,3 +198,36 @@ def test_killed_coordinator_ends_the_others(tmp_path):
   assert time.monotonic() - killed < 30
   log = _read(tmp_path / "w1.log")  # JAX's client aborts at once when the coordinator's socket closes
   assert "lost the coordinator" in log or "distributed service detected fatal errors" in log
+
+
+def test_objects_cross_processes_as_json_with_their_dtypes():
+  from exsearch_jax.em.sequences import Example
+  from exsearch_jax.sampling.rollout import Trajectory
+  traj = Trajectory(question_id="q", sample=1, question="Who?", tokens=[1, 2, 3], loss_mask=[False, True, True],
+                    logprobs=[0.0, -0.5, -1.25], prompt_length=1,
+                    steps=[{"query": "x", "retrieved_ids": ["p1"], "shown_ids": ["p1"], "fact": None, "rerank": [0]}],
+                    answer="A", stop_reason="answered", answer_start=2, golden_answers=["A"], weight=None)
+  example = Example((1, 2, 3), (False, True, True), 0.75)
+  items = [(traj, np.float32(-1.2345678), np.int64(7)), example, np.arange(6, dtype=np.float16).reshape(2, 3),
+           {"nan": float("nan"), "list": [1, "two"]}]
+  back = distributed.from_wire(distributed.to_wire(items))
+  assert back[0][0] == traj and back[1] == example
+  assert back[0][1] == np.float32(-1.2345678) and back[0][1].dtype == np.float32 and back[0][2].dtype == np.int64
+  assert back[2].dtype == np.float16 and back[2].shape == (2, 3) and np.array_equal(back[2], items[2])
+  assert np.isnan(back[3]["nan"]) and back[3]["list"] == [1, "two"]
+  with pytest.raises(TypeError, match="cannot send a object"):
+    distributed.to_wire([object()])
+
+
+def test_no_pickle_and_no_remote_code_anywhere():
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  found = []
+  for folder in ("exsearch_jax", "launch", "experiments", "benchmarks"):
+    for dirpath, _, files in os.walk(os.path.join(root, folder)):
+      for name in files:
+        if name.endswith(".py"):
+          text = open(os.path.join(dirpath, name), encoding="utf-8").read()
+          for bad in ("import pickle", "pickle.load", "allow_pickle=True", "trust_remote_code=True", "torch.load("):
+            if bad in text:
+              found.append(f"{name}: {bad}")
+  assert not found
