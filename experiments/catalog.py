@@ -92,7 +92,8 @@ class Experiment:
       apply_overrides(cfg, self.variant(variant.evaluates).overrides, f"{self.name}/{variant.evaluates}")
     apply_overrides(cfg, variant.overrides, f"{self.name}/{variant.label}")
     cfg.seed = seed
-    return cfg
+    from exsearch_jax.config_check import validate
+    return validate(cfg)
 
 
 def load_base(base: str) -> ml_collections.ConfigDict:

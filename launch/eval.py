@@ -48,8 +48,9 @@ def _evaluate():
   from exsearch_jax.sampling.rollout import RolloutConfig
   from exsearch_jax.sharding import sampling_meshes
 
-  cfg = _CONFIG.value
-  os.makedirs(_WORKDIR.value, exist_ok=True)
+  from exsearch_jax.config_check import validate, writable_directory
+  cfg = validate(_CONFIG.value)
+  writable_directory(_WORKDIR.value)
   path = resolve_checkpoint(_MODEL.value) if _MODEL.value else None
   with distributed.primary_first("exsearch-setup"):
     data = setup.load_data(cfg, _WORKDIR.value, need_train=False)

@@ -130,3 +130,12 @@ def test_eval_launcher_rejects_broken_models(broken_models, tmp_path, model, nee
 def test_unknown_asset():
   _one_line(_launch("launch/eval.py", "--config=exsearch_jax/config.py:smollm2_135m", "--workdir=/tmp/never",
                     "--model=asset:nope"), "unknown asset 'nope'")
+
+
+@pytest.mark.parametrize("args,needles", [
+    (("--config.rollout.top_p=1.5",), ("config.rollout.top_p=1.5", "(0, 1]")),
+    (("--config.train.micro_batches=3",), ("config.train.micro_batches=3", "must divide")),
+    (("--workdir=/proc/exsearch-never",), ("--workdir=/proc/exsearch-never", "cannot write")),
+])
+def test_config_values_are_checked_before_any_work(args, needles):
+  _one_line(_launch("launch/train.py", "--workdir=/tmp/exsearch-never-used", *args), *needles)

@@ -35,3 +35,68 @@ def test_assets_resolve():
   assert resolve_checkpoint("/some/dir") == "/some/dir"
   with pytest.raises(ConfigError, match="unknown asset"):
     asset_path("gpt-9")
+
+
+@pytest.mark.parametrize("name", presets.PRESETS)
+def test_presets_pass_validation(name):
+  from exsearch_jax.config_check import validate
+  validate(presets.get_config(name))
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("rollout.top_p", 1.5, r"config\.rollout\.top_p=1\.5: must be a number in \(0, 1\]"),
+    ("rollout.top_p", 0.0, r"config\.rollout\.top_p"),
+    ("rollout.samples", 0, r"config\.rollout\.samples=0: must be an integer >= 1"),
+    ("rollout.policy", "psychic", r"config\.rollout\.policy='psychic': must be one of"),
+    ("rollout.shown", 11, r"config\.rollout\.shown=11: must be <= config\.rollout\.retrieve_k=10"),
+    ("train.learning_rate", -1e-5, r"config\.train\.learning_rate=-1e-05: must be a number > 0"),
+    ("train.learning_rate", float("nan"), r"config\.train\.learning_rate=nan"),
+    ("train.micro_batches", 3, r"config\.train\.micro_batches=3: must divide config\.train\.batch_size=32"),
+    ("train.warmup_ratio", 1.0, r"config\.train\.warmup_ratio=1\.0: must be a number in \[0, 1\)"),
+    ("em.weights", "best", r"config\.em\.weights='best'"),
+    ("em.iterations", True, r"config\.em\.iterations=True: must be an integer"),
+    ("data.format", "csv", r"config\.data\.format='csv'"),
+    ("data.world_size", "huge", r"config\.data\.world_size='huge'"),
+    ("retrieval.kind", "faiss", r"config\.retrieval\.kind='faiss'"),
+    ("retrieval.timeout", 0, r"config\.retrieval\.timeout=0"),
+    ("stage0.corpus_share", 1.5, r"config\.stage0\.corpus_share=1\.5: must be a number in \[0, 1\]"),
+    ("model.dtype", "float8", r"config\.model\.dtype='float8'"),
+    ("target.accelerator", "tpu_v9", r"config\.target\.accelerator='tpu_v9'"),
+])
+def test_a_bad_field_is_one_config_error_naming_it(field, value, message):
+  from exsearch_jax.config_check import validate
+  cfg = presets.get_config("demo")
+  section, key = field.split(".")
+  cfg[section][key] = value
+  with pytest.raises(ConfigError, match=message):
+    validate(cfg)
+
+
+def test_unknown_fields_mesh_axes_and_architecture_fields():
+  from exsearch_jax.config_check import validate
+  cfg = presets.get_config("demo")
+  cfg.em.wieghts = "paper"  # a config file's typo adds a field
+  with pytest.raises(ConfigError, match=r"config\.em\.wieghts: unknown field"):
+    validate(cfg)
+  cfg = presets.get_config("demo")
+  cfg.mesh.train.pipeline = 2
+  with pytest.raises(ConfigError, match=r"config\.mesh\.train="):
+    validate(cfg)
+  cfg = presets.get_config("demo")
+  cfg.mesh.sample.data = 0
+  with pytest.raises(ConfigError, match=r"config\.mesh\.sample="):
+    validate(cfg)
+  cfg = presets.get_config("demo")
+  cfg.model.init.hidden = 64
+  with pytest.raises(ConfigError, match=r"config\.model\.init: unknown architecture fields \['hidden'\]"):
+    validate(cfg)
+  cfg = presets.get_config("demo")
+  cfg.retrieval.kind = "remote"
+  with pytest.raises(ConfigError, match=r"config\.retrieval\.url"):
+    validate(cfg)
+
+
+def test_an_unwritable_workdir_is_named():
+  from exsearch_jax.config_check import writable_directory
+  with pytest.raises(ConfigError, match=r"--workdir=/proc/exsearch-never: cannot write there"):
+    writable_directory("/proc/exsearch-never")

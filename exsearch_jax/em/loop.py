@@ -53,6 +53,8 @@ def phases(cfg) -> list[str]:
 class EMRun:
   def __init__(self, cfg, workdir: str, mesh=None, progress: bool = True):
     """`mesh`: the training mesh (None: one device); sampling then uses `cfg.mesh.sample` on each process."""
+    from exsearch_jax.config_check import validate, writable_directory
+    validate(cfg)
     self.cfg, self.workdir, self.mesh = cfg, workdir, mesh
     self.progress = progress and distributed.is_primary()
     self.sample_meshes = sampling_meshes(cfg.mesh.sample) if mesh is not None else None
@@ -67,7 +69,7 @@ class EMRun:
     if (cfg.stage0.examples or cfg.warmup.stage0_mix) and not cfg.data.world_size:
       raise ConfigError("stage0.examples and warmup.stage0_mix make reading tasks from the synthetic world's "
                         "schema; set them to 0 for benchmark files (config.data.world_size is empty)")
-    os.makedirs(workdir, exist_ok=True)
+    writable_directory(workdir)
     with distributed.primary_first("exsearch-setup"):  # on a shared disk the others reuse what process 0 built
       self.data = setup.load_data(cfg, workdir)
       self.retriever = setup.load_retriever(cfg, self.data.corpus_path, workdir)
