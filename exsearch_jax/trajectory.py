@@ -19,12 +19,22 @@ unparseable, so a broken trajectory is logged and weighted 0 instead of crashing
 from __future__ import annotations
 
 import dataclasses
+import enum
 import re
 from typing import Optional, Sequence
 
 QUERY, SEARCH, FACT, FINAL = "<QUERY>", "<SEARCH>", "<FACT>", "<FINAL>"
 TAGS = (QUERY, SEARCH, FACT, FINAL)
 CANDIDATES, RERANK = "<CANDIDATES>", "<RERANK>"
+
+
+class StopReason(enum.StrEnum):
+  """Why a trajectory ended (a str, so it is written to JSON and compared as its value)."""
+  ANSWERED = "answered"          # it gave an answer (after <FINAL>, or asked at the step budget)
+  UNPARSEABLE = "unparseable"    # a turn the grammar cannot read
+  TRUNCATED = "truncated"        # a search turn ran out of tokens
+  STEP_BUDGET = "step_budget"    # it asked for a search past max_steps (answer_at_budget off)
+  LENGTH = "length"              # the KV cache is full
 RERANK_TAGS = (CANDIDATES, RERANK)  # only in trajectories with the re-rank action
 ANSWER_REQUEST = "please give the final answer to the input question: {question}"
 

@@ -20,11 +20,13 @@ from typing import Sequence
 
 import numpy as np
 
+from exsearch_jax.trajectory import StopReason
+
 SCHEMES = ("paper", "code", "uniform", "rejection", "balanced")
 
 
 def is_valid(traj, max_empty_facts: int = 2) -> bool:
-  if traj.stop_reason != "answered" or not traj.answer:
+  if traj.stop_reason != StopReason.ANSWERED or not traj.answer:
     return False
   empty = sum(1 for s in traj.steps if not (s.get("fact") or "").strip())
   return empty <= max_empty_facts

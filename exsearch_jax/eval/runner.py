@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from exsearch_jax import distributed
+from exsearch_jax.trajectory import StopReason
 from exsearch_jax.eval import metrics
 from exsearch_jax.sampling.rollout import RolloutConfig, rollout
 
@@ -64,9 +65,9 @@ def search_metrics(trajectories, questions) -> dict:
   return {"gold_passage_recall": float(np.mean(recall)) if recall else float("nan"),
           "correct_with_gold_retrieved": correct_and_found / correct if correct else float("nan"),
           "mean_steps": float(np.mean(steps)) if steps else 0.0,
-          "answered_share": reasons.get("answered", 0) / total,
+          "answered_share": reasons.get(StopReason.ANSWERED, 0) / total,
           # trajectories whose every turn the grammar of trajectory.py could read (none unparseable or cut off)
-          "parse_share": 1.0 - (reasons.get("unparseable", 0) + reasons.get("truncated", 0)) / total,
+          "parse_share": 1.0 - (reasons.get(StopReason.UNPARSEABLE, 0) + reasons.get(StopReason.TRUNCATED, 0)) / total,
           "stop_reasons": dict(sorted(reasons.items())),
           **retrieval_metrics(trajectories, questions)}
 

@@ -67,8 +67,7 @@ class Trajectory:
   # [{"query", "retrieved_ids", "retrieved_titles", "shown_ids", "fact"}]
   steps: list = dataclasses.field(default_factory=list)
   answer: Optional[str] = None
-  # answered | unparseable | truncated (a step turn ran out of tokens) | step_budget | length (the cache is full)
-  stop_reason: str = ""
+  stop_reason: str = ""      # a `trajectory.StopReason` once it ended
   answer_start: int = -1      # index of the first answer-turn token (after the answer request); -1 = never asked
   golden_answers: Optional[list] = None
   weight: Optional[float] = None
@@ -94,7 +93,7 @@ class _Row:
     self.traj.loss_mask += [model_written] * len(tokens)
     self.traj.logprobs += list(logprobs) if logprobs is not None else [0.0] * len(tokens)
 
-  def finish(self, reason: str):
+  def finish(self, reason: tj.StopReason):
     self.traj.stop_reason, self.done = reason, True
 
 
@@ -123,21 +122,21 @@ def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: Rol
   text = chat.decode(row.prefix + list(tokens))
   if row.answering:  # an answer cut by its token budget still counts: its first line is read as the answer
     row.traj.answer = text.strip()
-    row.finish("answered")
+    row.finish(tj.StopReason.ANSWERED)
     return None
   if reason == engine.BUDGET:
-    row.finish("truncated")
+    row.finish(tj.StopReason.TRUNCATED)
     return None
   if row.reranking:
     try:
       return "show", tj.parse_rerank(text, len(row.candidates))
     except tj.ParseError:
-      row.finish("unparseable")
+      row.finish(tj.StopReason.UNPARSEABLE)
       return None
   try:
     step = tj.parse_step(text, first=not row.traj.steps)
   except tj.ParseError:
-    row.finish("unparseable")
+    row.finish(tj.StopReason.UNPARSEABLE)
     return None
   if row.traj.steps:
     row.traj.steps[-1]["fact"] = step.fact
@@ -146,7 +145,7 @@ def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: Rol
   if len(row.traj.steps) >= cfg.max_steps:
     if cfg.answer_at_budget:  # as the reference does: no more searches, but an answer
       return "answer", None
-    row.finish("step_budget")
+    row.finish(tj.StopReason.STEP_BUDGET)
     return None
   row.traj.steps.append({"query": step.query, "retrieved_ids": [], "retrieved_titles": [], "shown_ids": [],
                          "fact": None})
@@ -223,7 +222,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
         to_rerank = False
         turn, prefix = chat.user_turn(tj.answer_request(row.traj.question)), []
       if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i):
-        row.finish("length")
+        row.finish(tj.StopReason.LENGTH)
         continue
       row.add(forced, False)
       row.add(turn, False)
