@@ -143,7 +143,7 @@ def main(argv):
   if _RESULTS_ONLY.value:
     write_results(run, _OUT.value, title)
     return
-  run.run(on_phase=lambda key: write_results(run, _OUT.value, title) if key.startswith("eval/") else None)
+  run.run(on_phase=lambda phase: write_results(run, _OUT.value, title) if phase.kind == "eval" else None)
   final = os.path.join(_WORKDIR.value, "final_model")
   if not os.path.exists(os.path.join(final, "config.json")):
     save_pretrained(run.trainer.model(), final, tokenizer=run.tokenizer)

@@ -43,10 +43,35 @@ class RunHalted(RuntimeError):
   """Raised by `halt_at` (tests simulate a killed run with it) right after a checkpoint was written."""
 
 
-def phases(cfg) -> list[str]:
-  out = (["stage0/0"] if cfg.stage0.examples else []) + ["warmup/0", "eval/0"]
+@dataclasses.dataclass(frozen=True)
+class Phase:
+  """One step of the run's fixed plan. Written as "kind/iteration" (e.g. "mstep/2") in checkpoints and logs."""
+  kind: str        # stage0 | warmup | eval | estep | mstep
+  iteration: int   # 0 for stage 0, the warm-up and its evaluation
+
+  KINDS = ("stage0", "warmup", "eval", "estep", "mstep")
+
+  def __post_init__(self):
+    if self.kind not in self.KINDS or self.iteration < 0:
+      raise ValueError(f"not a phase: {self.kind}/{self.iteration}")
+
+  def __str__(self) -> str:
+    return f"{self.kind}/{self.iteration}"
+
+  @property
+  def trains(self) -> bool:
+    return self.kind in ("stage0", "warmup", "mstep")
+
+  @classmethod
+  def parse(cls, key: str) -> "Phase":
+    kind, _, iteration = key.partition("/")
+    return cls(kind, int(iteration))
+
+
+def phases(cfg) -> list[Phase]:
+  out = ([Phase("stage0", 0)] if cfg.stage0.examples else []) + [Phase("warmup", 0), Phase("eval", 0)]
   for it in range(1, cfg.em.iterations + 1):
-    out += [f"estep/{it}", f"mstep/{it}", f"eval/{it}"]
+    out += [Phase("estep", it), Phase("mstep", it), Phase("eval", it)]
   return out
 
 
@@ -113,8 +138,8 @@ class EMRun:
     with open(self._estep_path(iteration), encoding="utf-8") as f:
       return [sequences.Example.from_json(json.loads(line)) for line in f]
 
-  def _train(self, key: str, position: dict, halt_at: Optional[tuple]):
-    phase, iteration = key.split("/")[0], int(key.split("/")[1])
+  def _train(self, current: Phase, position: dict, halt_at: Optional[tuple]):
+    phase, iteration, key = current.kind, current.iteration, str(current)
     cfg, tc = self.cfg, self.cfg.train
     examples = self._examples(phase, iteration)
     section = {"stage0": cfg.stage0, "warmup": cfg.warmup}.get(phase, tc)
@@ -221,30 +246,30 @@ class EMRun:
     position.update(phase=phase, step=step, save=position.get("save", 0) + 1)
     self.checkpoints.save(position["save"], self.trainer, position)
 
-  def run(self, halt_at: Optional[tuple] = None, on_phase: Optional[Callable[[str], None]] = None) -> dict:
-    """Every phase not yet done, in order; `on_phase(key)` after each one is saved (process 0 only), so
-    results can be written as they finish."""
+  def run(self, halt_at: Optional[tuple] = None, on_phase: Optional[Callable[[Phase], None]] = None) -> dict:
+    """Every phase not yet done, in order; `on_phase(phase)` after each one is saved (process 0 only), so
+    results can be written as they finish. `halt_at` ("kind/iteration", step or None): tests' simulated kill."""
     position = self.checkpoints.restore_latest(self.trainer) or {"done": [], "phase": None, "step": 0, "save": 0}
     if position["done"] or position.get("phase"):
       print(f"resuming: {len(position['done'])} phases done, in {position.get('phase')} at step "
             f"{position.get('step', 0)}", flush=True)
-    for key in phases(self.cfg):
+    for phase in phases(self.cfg):
+      key = str(phase)
       if key in position["done"]:
         continue
-      kind, iteration = key.split("/")[0], int(key.split("/")[1])
       started = time.time()
-      if kind in ("stage0", "warmup", "mstep"):
-        self._train(key, position, halt_at)
-      elif kind == "estep":
-        self._estep(iteration)
+      if phase.trains:
+        self._train(phase, position, halt_at)
+      elif phase.kind == "estep":
+        self._estep(phase.iteration)
       else:
-        self._eval(iteration)
+        self._eval(phase.iteration)
       # wall time of the phase (of its resumed part only, when a run was killed inside it)
-      self.log.write(dict(kind="phase", phase=key, seconds=round(time.time() - started, 1)), iteration)
+      self.log.write(dict(kind="phase", phase=key, seconds=round(time.time() - started, 1)), phase.iteration)
       position["done"].append(key)
       self._save(position, phase=None, step=0)
       if on_phase is not None and distributed.is_primary():
-        on_phase(key)
+        on_phase(phase)
       if halt_at == (key, None):
         raise RunHalted(f"halted after {key}")
     return self.summary()
