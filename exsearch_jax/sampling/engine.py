@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, NamedTuple, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -137,6 +137,17 @@ def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
   return _constrain(cache, sharding), jnp.where((count > 0)[:, None], logits[:, 0], last)
 
 
+class _SamplingState(NamedTuple):
+  """The decode loop's carry: one row per trajectory."""
+  cache: object            # KVCache, every row's keys and values so far
+  out: jax.Array           # (B, max_new) tokens sampled this round
+  logprobs: jax.Array      # (B, max_new) their log-probabilities under the model
+  lengths: jax.Array       # (B,) tokens sampled per row
+  done: jax.Array          # (B,) rows that stopped (or were idle)
+  reason: jax.Array        # (B,) why: EOS, STOP, BUDGET (0 while running)
+  automaton: jax.Array     # (B,) grammar state per row (0 without a grammar)
+
+
 @functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding"),
                    donate_argnames=("cache",))
 def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, grammar, *, max_new, temperature, top_p,
@@ -179,22 +190,21 @@ def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, gramm
   reason = finished(out, lengths, first, idle)
   done = idle | (reason > 0)
 
-  def body(carry):
-    cache, out, logprobs, lengths, done, reason, automaton = carry
-    token = out[rows, jnp.maximum(lengths - 1, 0)]
-    logits, cache = model.decode(token[:, None], cache, attention_mask=~done[:, None])
-    nxt, lp, moved = sample(logits[:, 0], cache.lengths, automaton, lengths)
-    write = jnp.where(done, max_new, lengths)
-    out = out.at[rows, write].set(nxt, mode="drop")
-    logprobs = logprobs.at[rows, write].set(lp, mode="drop")
-    lengths = lengths + (~done).astype(jnp.int32)
-    new_reason = finished(out, lengths, nxt, done)
-    return (cache, out, logprobs, lengths, done | (new_reason > 0), jnp.maximum(reason, new_reason),
-            jnp.where(done, automaton, moved))
+  def body(s: _SamplingState) -> _SamplingState:
+    token = s.out[rows, jnp.maximum(s.lengths - 1, 0)]
+    logits, cache = model.decode(token[:, None], s.cache, attention_mask=~s.done[:, None])
+    nxt, lp, moved = sample(logits[:, 0], cache.lengths, s.automaton, s.lengths)
+    write = jnp.where(s.done, max_new, s.lengths)
+    lengths = s.lengths + (~s.done).astype(jnp.int32)
+    out = s.out.at[rows, write].set(nxt, mode="drop")
+    new_reason = finished(out, lengths, nxt, s.done)
+    return _SamplingState(cache=cache, out=out, logprobs=s.logprobs.at[rows, write].set(lp, mode="drop"),
+                          lengths=lengths, done=s.done | (new_reason > 0), reason=jnp.maximum(s.reason, new_reason),
+                          automaton=jnp.where(s.done, s.automaton, moved))
 
-  cache, out, logprobs, lengths, _, reason, _ = jax.lax.while_loop(
-      lambda c: ~c[4].all(), body, (cache, out, logprobs, lengths, done, reason, automaton))
-  return _constrain(cache, sharding), out, logprobs, lengths, reason
+  final = jax.lax.while_loop(lambda s: ~s.done.all(), body,
+                             _SamplingState(cache, out, logprobs, lengths, done, reason, automaton))
+  return _constrain(final.cache, sharding), final.out, final.logprobs, final.lengths, final.reason
 
 
 def stop_array(stop: Iterable[Sequence[int]]) -> np.ndarray:
