@@ -241,8 +241,8 @@ def gather_shares(local: Sequence, total: int, per_item: int = 1) -> list:
 def _wire_types() -> dict:
   """The records processes send each other; nothing else is rebuilt from the wire (no pickle)."""
   from exsearch_jax.em.sequences import Example
-  from exsearch_jax.sampling.rollout import Trajectory
-  return {"Example": Example, "Trajectory": Trajectory}
+  from exsearch_jax.trajectory import SearchStep, Trajectory
+  return {"Example": Example, "SearchStep": SearchStep, "Trajectory": Trajectory}
 
 
 def to_wire(obj) -> bytes:

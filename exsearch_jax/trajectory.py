@@ -134,6 +134,45 @@ class Step:
   fact: Optional[str] = None
 
 
+@dataclasses.dataclass
+class SearchStep:
+  """One search of a sampled trajectory: the model's sub-query, what the retriever returned (ids and titles,
+  ranked), which passages were shown, the model's order of them (re-rank action), and the fact it recorded."""
+  query: str
+  retrieved_ids: list = dataclasses.field(default_factory=list)
+  retrieved_titles: list = dataclasses.field(default_factory=list)
+  shown_ids: list = dataclasses.field(default_factory=list)
+  fact: Optional[str] = None
+  rerank: Optional[list] = None
+
+
+@dataclasses.dataclass
+class Trajectory:
+  """One sampled search for a question: its tokens (with what the model wrote and their log-probs), the
+  parsed searches, the answer and why it ended; the E-step adds its weight."""
+  question_id: str
+  sample: int
+  question: str
+  tokens: list
+  loss_mask: list             # True where the model wrote the token (the M-step trains on these)
+  logprobs: list              # log p of each model-written token when sampled (0.0 elsewhere)
+  prompt_length: int
+  steps: list = dataclasses.field(default_factory=list)  # SearchStep, in order
+  answer: Optional[str] = None
+  stop_reason: str = ""       # a StopReason once it ended
+  answer_start: int = -1      # index of the first answer-turn token (after the answer request); -1 = never asked
+  golden_answers: Optional[list] = None
+  weight: Optional[float] = None
+
+  def to_json(self) -> dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_json(cls, row: dict) -> "Trajectory":
+    steps = [s if isinstance(s, SearchStep) else SearchStep(**s) for s in row.get("steps") or []]
+    return cls(**{**row, "steps": steps})
+
+
 class ParseError(ValueError):
   pass
 

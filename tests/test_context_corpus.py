@@ -13,7 +13,7 @@ from exsearch_jax.eval.runner import retrieval_metrics
 from exsearch_jax.models.tokenizer import load_tokenizer
 from exsearch_jax.assets import asset_path
 from exsearch_jax.sampling.chat import ChatFormat
-from exsearch_jax.sampling.rollout import Trajectory
+from exsearch_jax.trajectory import SearchStep, Trajectory
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "qa")
 FILES = {"hotpotqa": os.path.join(FIXTURES, "hotpotqa", "hotpot_dev_distractor_v1.json"),
@@ -64,8 +64,8 @@ def test_a_format_without_contexts_and_a_bad_file_are_one_clear_error(tmp_path):
 def test_recall_and_precision_count_supporting_passages_by_title():
   question = {"supporting_titles": ["A", "B"], "supporting_ids": ["A", "B"]}
   def traj(*searches):
-    return Trajectory("q", 0, "?", [], [], [], 0, steps=[{"retrieved_ids": [f"id-{t}" for t in s],
-                                                           "retrieved_titles": list(s)} for s in searches])
+    return Trajectory("q", 0, "?", [], [], [], 0, steps=[SearchStep("q", retrieved_ids=[f"id-{t}" for t in s],
+                                                                     retrieved_titles=list(s)) for s in searches])
   got = retrieval_metrics([traj(["A", "x", "y", "B", "z"], ["A", "B"]), traj(["x", "y", "z", "A"]), traj()],
                           [question] * 3)
   assert got["recall@3"] == pytest.approx((1.0 + 0.0 + 0.0) / 3)    # the second search's top 3 find B too

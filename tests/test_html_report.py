@@ -5,7 +5,8 @@ import json
 import pytest
 
 from exsearch_jax.eval import html_report as ins
-from exsearch_jax.sampling.rollout import RolloutConfig, Trajectory, rollout
+from exsearch_jax.sampling.rollout import RolloutConfig, rollout
+from exsearch_jax.trajectory import SearchStep, Trajectory
 from tests import test_rollout
 from tests.test_rollout import ScriptedSession, _oracle_policy
 
@@ -49,14 +50,14 @@ def test_html_shows_questions_queries_facts_passages_and_weights(world, scripted
   for t in scripted:
     assert html.escape(t.question) in page
     for step in t.steps:
-      assert html.escape(step["query"]) in page and html.escape(step["fact"]) in page
+      assert html.escape(step.query) in page and html.escape(step.fact) in page
     assert html.escape(t.answer) in page
   assert "\u2014" in page and "0.25" in page and "1.25" in page  # unknown weight, known weights
   assert page.count("\u2713 correct") == 6  # the oracle answers with the gold answer
   assert "Title" in page  # passages decoded from the user turns
   by_id = {p["id"]: p for p in w.passages}
   with_corpus = ins.render_html(scripted, chat, passages=by_id)
-  shown = scripted[0].steps[0]["shown_ids"][0]
+  shown = scripted[0].steps[0].shown_ids[0]
   assert html.escape(by_id[shown]["text"]) in with_corpus
 
 
@@ -65,7 +66,7 @@ def test_model_text_is_escaped(world):
   evil = "<script>alert(1)</script> <QUERY> x"
   traj = Trajectory(question_id="q<1>", sample=0, question="Is <b>this</b> bold?", tokens=chat.encode("a b"),
                     loss_mask=[True, True], logprobs=[0.0, 0.0], prompt_length=0,
-                    steps=[{"query": evil, "retrieved_ids": ["p1"], "shown_ids": ["p1"], "fact": evil}],
+                    steps=[SearchStep(evil, retrieved_ids=["p1"], shown_ids=["p1"], fact=evil)],
                     answer=evil, stop_reason="answered", golden_answers=["x"], weight=1.0)
   page = ins.render_html([traj], chat, passages={"p1": {"title": "<i>T</i>", "text": "<QUERY> c"}})
   assert "<script>" not in page and "<QUERY>" not in page and "<b>this" not in page and "<i>T" not in page
@@ -84,8 +85,8 @@ def test_rerank_order_is_shown_with_the_candidate_titles(world):
   _, _, chat = world
   traj = Trajectory(question_id="q", sample=0, question="Who?", tokens=chat.encode("a b"), loss_mask=[True, True],
                     logprobs=[0.0, 0.0], prompt_length=0,
-                    steps=[{"query": "who", "retrieved_ids": ["p1", "p2", "p3"], "retrieved_titles": ["A", "B", "C"],
-                            "rerank": [2, 0], "shown_ids": ["p3", "p1"], "fact": "f"}],
+                    steps=[SearchStep("who", retrieved_ids=["p1", "p2", "p3"], retrieved_titles=["A", "B", "C"],
+                                      rerank=[2, 0], shown_ids=["p3", "p1"], fact="f")],
                     answer="x", stop_reason="answered", golden_answers=["x"])
   page = ins.render_html([traj], chat, passages={"p1": {"title": "A", "text": "a"}, "p3": {"title": "C", "text": "c"}})
   assert "re-rank 1" in page and "[3] C &gt; [1] A" in page

@@ -202,10 +202,10 @@ def test_killed_coordinator_ends_the_others(tmp_path):
 
 def test_objects_cross_processes_as_json_with_their_dtypes():
   from exsearch_jax.em.sequences import Example
-  from exsearch_jax.sampling.rollout import Trajectory
+  from exsearch_jax.trajectory import SearchStep, Trajectory
   traj = Trajectory(question_id="q", sample=1, question="Who?", tokens=[1, 2, 3], loss_mask=[False, True, True],
                     logprobs=[0.0, -0.5, -1.25], prompt_length=1,
-                    steps=[{"query": "x", "retrieved_ids": ["p1"], "shown_ids": ["p1"], "fact": None, "rerank": [0]}],
+                    steps=[SearchStep("x", retrieved_ids=["p1"], shown_ids=["p1"], rerank=[0])],
                     answer="A", stop_reason="answered", answer_start=2, golden_answers=["A"], weight=None)
   example = Example((1, 2, 3), (False, True, True), 0.75)
   items = [(traj, np.float32(-1.2345678), np.int64(7)), example, np.arange(6, dtype=np.float16).reshape(2, 3),

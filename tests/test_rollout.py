@@ -91,9 +91,9 @@ def test_scripted_policy_searches_exactly_when_asked_and_answers(world):
   assert sum(len(c) for c in counting.calls) == 2 * sum(q["hops"] for q in questions)
   for t, q in zip(trajs, [q for q in questions for _ in range(2)]):
     assert t.stop_reason == "answered" and t.answer == q["golden_answers"][0]
-    assert [s["query"] for s in t.steps] == [s["query"] for s in q["decomposition"]]
-    assert [s["fact"] for s in t.steps] == [s["fact"] for s in q["decomposition"]]
-    assert all(len(s["retrieved_ids"]) == cfg.retrieve_k and len(s["shown_ids"]) == 2 for s in t.steps)
+    assert [s.query for s in t.steps] == [s["query"] for s in q["decomposition"]]
+    assert [s.fact for s in t.steps] == [s["fact"] for s in q["decomposition"]]
+    assert all(len(s.retrieved_ids) == cfg.retrieve_k and len(s.shown_ids) == 2 for s in t.steps)
     assert len(t.tokens) == len(t.loss_mask) == len(t.logprobs)
     written = [tok for tok, m in zip(t.tokens, t.loss_mask) if m]
     assert chat.decode(written).count(tj.QUERY) == q["hops"]
@@ -127,9 +127,9 @@ def test_oracle_policy_writes_the_gold_search_turns_and_the_model_only_the_answe
   (session,) = RecordingSession.made
   for row, (t, q) in enumerate(zip(trajs, questions)):
     assert (t.stop_reason, t.answer) == ("answered", q["golden_answers"][0])
-    assert [s["query"] for s in t.steps] == [s["query"] for s in q["decomposition"]]
-    assert [s["fact"] for s in t.steps] == [s["fact"] for s in q["decomposition"]]
-    assert all(len(s["shown_ids"]) == 2 for s in t.steps)
+    assert [s.query for s in t.steps] == [s["query"] for s in q["decomposition"]]
+    assert [s.fact for s in t.steps] == [s["fact"] for s in q["decomposition"]]
+    assert all(len(s.shown_ids) == 2 for s in t.steps)
     assert session.history[row] == t.tokens[:-1]  # the cache holds exactly the trajectory (its last token unread)
     written = chat.decode([tok for tok, m in zip(t.tokens, t.loss_mask) if m])
     assert tj.QUERY not in written and tj.FACT not in written and q["golden_answers"][0] in written
@@ -144,8 +144,8 @@ def test_question_policy_retrieves_once_with_the_question_then_answers(world):
   trajs = rollout(policy, chat, counting, questions, cfg, session_factory=ScriptedSession)
   assert counting.calls == [[q["question"] for q in questions]]
   for t in trajs:
-    assert (t.stop_reason, t.answer, [s["query"] for s in t.steps]) == ("answered", "Who", [t.question])
-    assert t.steps[0]["fact"] == "Who founded"
+    assert (t.stop_reason, t.answer, [s.query for s in t.steps]) == ("answered", "Who", [t.question])
+    assert t.steps[0].fact == "Who founded"
     written = chat.decode([tok for tok, m in zip(t.tokens, t.loss_mask) if m])
     assert written.count(tj.QUERY) == 1 and tj.FACT in written  # the model wrote its fact turn, not the first
 
@@ -182,12 +182,12 @@ def test_rerank_order_decides_which_passages_are_shown(world, rerank_chat, order
                   session_factory=ScriptedSession)
   for t in trajs:
     (step,) = t.steps
-    assert t.stop_reason == "answered" and step["rerank"] == [i - 1 for i in order]
-    assert step["shown_ids"] == [step["retrieved_ids"][i - 1] for i in order]
+    assert t.stop_reason == "answered" and step.rerank == [i - 1 for i in order]
+    assert step.shown_ids == [step.retrieved_ids[i - 1] for i in order]
     text = chat.decode(t.tokens)
     assert text.index(tj.CANDIDATES) < text.index(tj.RERANK) < text.index(tj.SEARCH)
     first_shown = text.split(tj.SEARCH)[1].split("Title :")[1].split(". Content")[0].strip()
-    assert first_shown == step["retrieved_titles"][order[0] - 1]
+    assert first_shown == step.retrieved_titles[order[0] - 1]
     written = chat.decode([tok for tok, m in zip(t.tokens, t.loss_mask) if m])
     assert tj.RERANK in written and tj.CANDIDATES not in written  # the order is the model's, the titles are not
 
@@ -255,8 +255,8 @@ def test_a_search_whose_results_overflow_the_cache_is_followed_by_the_answer(wor
   policy = _fixed_policy(chat, "<QUERY> Who founded it ?", "Who")
   cfg = RolloutConfig(samples=1, max_steps=50, capacity=160, answer_at_budget=True)
   for t in rollout(policy, chat, retriever, w.splits["dev"][:3], cfg, session_factory=ScriptedSession):
-    assert (t.stop_reason, t.answer) == ("answered", "Who") and t.steps[-1]["retrieved_ids"] == []
-    assert all(s["retrieved_ids"] for s in t.steps[:-1]) and len(t.tokens) <= 160
+    assert (t.stop_reason, t.answer) == ("answered", "Who") and t.steps[-1].retrieved_ids == []
+    assert all(s.retrieved_ids for s in t.steps[:-1]) and len(t.tokens) <= 160
 
 
 def test_the_instruction_is_the_system_turn_of_every_trajectory(world):
@@ -279,7 +279,7 @@ def test_an_answer_cut_by_its_token_budget_still_counts(world):
   trajs = rollout(answers_forever, chat, retriever, w.splits["dev"][:2], RolloutConfig(samples=1, answer_tokens=8),
                   session_factory=ScriptedSession)
   assert [(t.stop_reason, t.answer) for t in trajs] == [("answered", "Who " * 7 + "Who")] * 2  # its 8 tokens
-  assert [(len(t.steps), t.steps[0]["fact"]) for t in trajs] == [(1, "born")] * 2
+  assert [(len(t.steps), t.steps[0].fact) for t in trajs] == [(1, "born")] * 2
 
 
 def test_fuzzed_token_streams_never_crash_the_loop(world):
@@ -343,7 +343,7 @@ def test_an_untrained_model_under_the_grammar_writes_parseable_trajectories(worl
   trajs = rollout(_tiny_decoder(chat), chat, retriever, w.splits["dev"][:8], cfg)
   assert {t.stop_reason for t in trajs} == {"answered"}
   for t in trajs:
-    assert 1 <= len(t.steps) <= 3 and all(s["query"].strip() for s in t.steps)
+    assert 1 <= len(t.steps) <= 3 and all(s.query.strip() for s in t.steps)
     turns = chat.decode(t.tokens[t.prompt_length:t.answer_start]).split(chat.end_of_turn_text)
     assert turns[0].lstrip().startswith(tj.QUERY)
-    assert all(s["fact"] is not None for s in t.steps[:-1])  # every search but a budget-cut last one got a fact
+    assert all(s.fact is not None for s in t.steps[:-1])  # every search but a budget-cut last one got a fact

@@ -28,7 +28,7 @@ SCHEMES = ("paper", "code", "uniform", "rejection", "balanced")
 def is_valid(traj, max_empty_facts: int = 2) -> bool:
   if traj.stop_reason != StopReason.ANSWERED or not traj.answer:
     return False
-  empty = sum(1 for s in traj.steps if not (s.get("fact") or "").strip())
+  empty = sum(1 for s in traj.steps if not (s.fact or "").strip())
   return empty <= max_empty_facts
 
 

@@ -16,7 +16,7 @@ from typing import Iterable, Mapping, Optional, Sequence
 from exsearch_jax import atomic
 from exsearch_jax import trajectory as tj
 from exsearch_jax.eval.metrics import exact_match, extract_answer
-from exsearch_jax.sampling.rollout import Trajectory
+from exsearch_jax.trajectory import Trajectory
 
 
 def write_jsonl(trajectories: Iterable[Trajectory], path: str, chat=None, drop: Sequence[str] = ()) -> None:
@@ -34,7 +34,8 @@ def read_jsonl(path: str) -> list[Trajectory]:
   """The trajectories `write_jsonl` wrote (extra keys such as "text" are dropped)."""
   names = {f.name for f in dataclasses.fields(Trajectory)}
   with open(path, encoding="utf-8") as f:
-    return [Trajectory(**{k: v for k, v in json.loads(line).items() if k in names}) for line in f if line.strip()]
+    return [Trajectory.from_json({k: v for k, v in json.loads(line).items() if k in names})
+            for line in f if line.strip()]
 
 
 def is_correct(answer: Optional[str], golds: Optional[Sequence[str]]) -> Optional[bool]:
@@ -93,10 +94,10 @@ def _row(kind: str, label: str, text: str) -> str:
   return f'<div class="row {kind}"><span class="label">{html.escape(label)}</span>{html.escape(text)}</div>'
 
 
-def _passage_rows(step: dict, search_text: Optional[str], passages: Optional[Mapping]) -> list[str]:
+def _passage_rows(step, search_text: Optional[str], passages: Optional[Mapping]) -> list[str]:
   if passages is not None:
     rows = []
-    for pid in step.get("shown_ids") or []:
+    for pid in step.shown_ids:
       p = passages.get(pid) or passages.get(str(pid)) or {}
       rows.append(_row("passage", f"passage {pid}", f"{p.get('title', '?')}: {p.get('text', '(not in corpus)')}"))
     return rows or [_row("passage", "passages", "(no results)")]
@@ -112,14 +113,14 @@ def _trajectory_html(traj: Trajectory, chat, passages) -> str:
   searches = _search_texts(traj, chat)
   parts = []
   for i, step in enumerate(traj.steps):
-    parts.append(_row("query", f"query {i + 1}", step.get("query") or ""))
-    if step.get("rerank") is not None:  # the re-rank action: the model's order of the retrieved candidates
-      titles = step.get("retrieved_titles") or []
+    parts.append(_row("query", f"query {i + 1}", step.query or ""))
+    if step.rerank is not None:  # the re-rank action: the model's order of the retrieved candidates
+      titles = step.retrieved_titles
       parts.append(_row("rerank", f"re-rank {i + 1}", " > ".join(
-          f"[{k + 1}] {titles[k]}" if k < len(titles) else f"[{k + 1}]" for k in step["rerank"])))
+          f"[{k + 1}] {titles[k]}" if k < len(titles) else f"[{k + 1}]" for k in step.rerank)))
     parts += _passage_rows(step, searches[i] if i < len(searches) else None, passages)
-    if step.get("fact") is not None:
-      parts.append(_row("fact", f"fact {i + 1}", step["fact"]))
+    if step.fact is not None:
+      parts.append(_row("fact", f"fact {i + 1}", step.fact))
   parts.append(_row("answer", "answer", "(none)" if traj.answer is None else traj.answer))
   verdict = {True: '<span class="verdict ok">\u2713 correct</span>',
              False: '<span class="verdict bad">\u2717 wrong</span>', None: "no gold"}[correct]

@@ -26,8 +26,8 @@ def _gold_and_retrieved(traj, question) -> tuple[set, list[list]]:
   names its supporting titles (real benchmarks: a corpus passage is found by title), else as passage ids."""
   titles = question.get("supporting_titles") or []
   if titles:
-    return set(titles), [s.get("retrieved_titles", []) for s in traj.steps]
-  return set(question.get("supporting_ids") or []), [s["retrieved_ids"] for s in traj.steps]
+    return set(titles), [s.retrieved_titles for s in traj.steps]
+  return set(question.get("supporting_ids") or []), [s.retrieved_ids for s in traj.steps]
 
 
 def retrieval_metrics(trajectories, questions, depths: Sequence[int] = RETRIEVAL_DEPTHS) -> dict:

@@ -14,6 +14,7 @@ from typing import Optional, Sequence
 from absl import logging
 
 from exsearch_jax import trajectory as tj
+from exsearch_jax.trajectory import SearchStep, Trajectory  # noqa: F401  (Trajectory: the rollout's product)
 from exsearch_jax.errors import ConfigError
 from exsearch_jax.sampling import engine
 from exsearch_jax.sampling import grammar as gm
@@ -53,27 +54,6 @@ POLICIES = {
     "oracle": "every search turn is the question's gold decomposition (sub-query and fact), the model writes the "
               "answer: an upper bound on search",
 }
-
-
-@dataclasses.dataclass
-class Trajectory:
-  question_id: str
-  sample: int
-  question: str
-  tokens: list
-  loss_mask: list             # True where the model wrote the token (the M-step trains on these)
-  logprobs: list              # log p of each model-written token when sampled (0.0 elsewhere)
-  prompt_length: int
-  # [{"query", "retrieved_ids", "retrieved_titles", "shown_ids", "fact"}]
-  steps: list = dataclasses.field(default_factory=list)
-  answer: Optional[str] = None
-  stop_reason: str = ""      # a `trajectory.StopReason` once it ended
-  answer_start: int = -1      # index of the first answer-turn token (after the answer request); -1 = never asked
-  golden_answers: Optional[list] = None
-  weight: Optional[float] = None
-
-  def to_json(self) -> dict:
-    return dataclasses.asdict(self)
 
 
 def row_seed(seed: int, question_id: str, sample: int) -> int:
@@ -139,7 +119,7 @@ def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: Rol
     row.finish(tj.StopReason.UNPARSEABLE)
     return None
   if row.traj.steps:
-    row.traj.steps[-1]["fact"] = step.fact
+    row.traj.steps[-1].fact = step.fact
   if step.action == "final":
     return "answer", None
   if len(row.traj.steps) >= cfg.max_steps:
@@ -147,8 +127,7 @@ def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: Rol
       return "answer", None
     row.finish(tj.StopReason.STEP_BUDGET)
     return None
-  row.traj.steps.append({"query": step.query, "retrieved_ids": [], "retrieved_titles": [], "shown_ids": [],
-                         "fact": None})
+  row.traj.steps.append(SearchStep(step.query))
   return "search", step.query
 
 
@@ -191,18 +170,18 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
     user_turns = {i: tj.answer_request(rows[i].traj.question) for i in answering}
     for i, found in zip(searching, hits):
       step = rows[i].traj.steps[-1]
-      step["retrieved_ids"], step["retrieved_titles"] = [h.id for h in found], [h.title for h in found]
+      step.retrieved_ids, step.retrieved_titles = [h.id for h in found], [h.title for h in found]
       if cfg.rerank:  # the titles first; the passages after the model ordered them
         rows[i].candidates = list(found)
         user_turns[i] = tj.candidates_turn(found)
       else:
-        step["shown_ids"] = [h.id for h in found[:cfg.shown]]
+        step.shown_ids = [h.id for h in found[:cfg.shown]]
         user_turns[i] = tj.search_turn(found, cfg.shown)
     for i, action in actions.items():
       if action and action[0] == "show":
         ordered = tj.reranked(rows[i].candidates, action[1])
         step = rows[i].traj.steps[-1]
-        step["rerank"], step["shown_ids"] = list(action[1]), [h.id for h in ordered[:cfg.shown]]
+        step.rerank, step.shown_ids = list(action[1]), [h.id for h in ordered[:cfg.shown]]
         user_turns[i] = tj.search_turn(ordered, cfg.shown)
     appends = [None] * len(rows)
     for i, text in sorted(user_turns.items()):
@@ -216,8 +195,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i) and i not in answering \
           and cfg.answer_at_budget:  # the results do not fit in the cache: no more searches, but an answer
         step = row.traj.steps[-1]
-        step["retrieved_ids"], step["retrieved_titles"], step["shown_ids"] = [], [], []
-        step.pop("rerank", None)
+        step.retrieved_ids, step.retrieved_titles, step.shown_ids, step.rerank = [], [], [], None
         answering.add(i)
         to_rerank = False
         turn, prefix = chat.user_turn(tj.answer_request(row.traj.question)), []
