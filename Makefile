@@ -32,6 +32,7 @@ bench: install
 	$(BIN)/python benchmarks/retrieval.py
 	$(BIN)/python benchmarks/sampling.py
 	$(BIN)/python benchmarks/train_step.py
+	$(BIN)/python benchmarks/server_load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -1,4 +1,5 @@
 """The HTTP retriever on 127.0.0.1: same results as in-process; 400/413 on bad requests; keeps serving."""
+import os
 import http.client
 import json
 import shutil
@@ -63,3 +64,18 @@ def test_unknown_route_and_unreachable_server(served):
   assert _post(address, b"{}", path="/nope")[0] == 404
   with pytest.raises(ExsearchError, match="unreachable"):
     RetrieverClient("http://127.0.0.1:9", timeout=2).search(["q"], 1)
+
+
+def test_load_benchmark_runs_and_bad_clients_are_answered(tmp_path):
+  """benchmarks/server_load.py end to end at a tiny size (its numbers are measured elsewhere, not asserted here)."""
+  import json
+  import subprocess
+  import sys
+  root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+  out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "server_load.py"), "--seconds=2",
+                        "--clients=2", f"--json={tmp_path}/load.json"], capture_output=True, text=True, cwd=root,
+                       timeout=600, check=False)
+  assert out.returncode == 0, out.stderr[-3000:]
+  rows = json.load(open(tmp_path / "load.json"))["rows"]
+  assert [r["bad"] for r in rows] == [False, True] and all(r["errors"] == 0 and r["requests"] > 0 for r in rows)
+  assert {"malformed:400", "oversized:413"} <= set(rows[1]["bad_statuses"])

@@ -47,6 +47,7 @@ def make_server(retriever, host: str = "127.0.0.1", port: int = 8000,
   lock = threading.Lock()  # one batched search at a time: the index and jitted encoder are not re-entrant
 
   class Handler(BaseHTTPRequestHandler):
+    timeout = 30  # seconds a connection may sit idle (a client that stalls mid-request is dropped)
 
     def _reply(self, status: int, payload: dict):
       data = json.dumps(payload).encode()
@@ -84,7 +85,9 @@ def make_server(retriever, host: str = "127.0.0.1", port: int = 8000,
     def log_message(self, fmt, *args):  # quiet by default; the launcher logs requests itself
       pass
 
-  return ThreadingHTTPServer((host, port), Handler)
+  server = ThreadingHTTPServer((host, port), Handler)
+  server.daemon_threads = True  # a stalled client never keeps the process alive at shutdown
+  return server
 
 
 class RetrieverClient(RemoteRetriever):
