@@ -40,6 +40,7 @@ class Variant:
   label: str
   overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   evaluates: Optional[str] = None
+  smoke: Mapping[str, Any] = dataclasses.field(default_factory=dict)  # at smoke size, after `overrides`
 
   def __post_init__(self):
     if not self.label.replace("_", "").replace("-", "").isalnum():
@@ -91,6 +92,8 @@ class Experiment:
     if variant.evaluates:
       apply_overrides(cfg, self.variant(variant.evaluates).overrides, f"{self.name}/{variant.evaluates}")
     apply_overrides(cfg, variant.overrides, f"{self.name}/{variant.label}")
+    if size == "smoke":  # the variant scaled to the tiny world (e.g. fewer seed trajectories than its 120 questions)
+      apply_overrides(cfg, variant.smoke, f"{self.name}/{variant.label} smoke size")
     cfg.seed = seed
     from exsearch_jax.config_check import validate
     return validate(cfg)
@@ -140,7 +143,8 @@ EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
           [Variant(f"k{k}", {"rollout.samples": k}) for k in (1, 2, 4, 8)], reference="k4",
           minutes={"smoke": 1.0, "full": 16.0}),
     _demo("warmup_size", "How many seed trajectories does the warm-up need (24, 96, 384)?",
-          [Variant(f"seeds{n}", {"em.seed_trajectories": n}) for n in (24, 96, 384)], reference="seeds96"),
+          [Variant(f"seeds{n}", {"em.seed_trajectories": n}, smoke={"em.seed_trajectories": n // 12})
+           for n in (24, 96, 384)], reference="seeds96"),
     _demo("baselines", "Where does EXSEARCH stand between answering without evidence and searching with the gold "
           "decomposition, with the same model? (The baselines evaluate the warm-up model.)",
           [Variant("exsearch"), Variant("warmup_only", {"em.iterations": 0}),

@@ -7,7 +7,8 @@ import jax
 import numpy as np
 import pytest
 
-from exsearch_jax.em.loop import Phase, EMRun, RunHalted, phases
+from exsearch_jax.em.loop import EMRun, Phase, RunHalted, phases
+from exsearch_jax.errors import ConfigError
 from tests.tiny_config import get_config as tiny_config
 
 
@@ -68,3 +69,10 @@ def test_warmup_mixes_in_fresh_stage0_tasks(tiny_run):
   mixed, stage0 = run._examples("warmup", 0), run._examples("stage0", 0)
   assert mixed[:len(seeds)] == seeds and len(mixed) == len(seeds) + 5
   assert not {e.tokens for e in mixed[len(seeds):]} & {e.tokens for e in stage0}  # new tasks, not stage 0's
+
+
+def test_seeds_that_take_every_train_question_are_a_config_error(tmp_path):
+  cfg = tiny_config()
+  cfg.em.seed_trajectories = 10_000
+  with pytest.raises(ConfigError, match="no train question is left for the E-step"):
+    EMRun(cfg, str(tmp_path), progress=False)

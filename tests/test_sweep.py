@@ -19,7 +19,7 @@ def test_every_run_of_every_experiment_resolves_its_config(name):
     for variant, key in sweep.plan(exp, None, size):
       cfg = exp.config(variant, key.seed, size)
       assert cfg.seed == key.seed
-      for dotted, value in variant.overrides.items():
+      for dotted, value in {**variant.overrides, **(variant.smoke if size == "smoke" else {})}.items():
         node = cfg
         for part in dotted.split("."):
           node = node[part]

@@ -99,6 +99,10 @@ class EMRun:
       self.data = setup.load_data(cfg, workdir)
       self.retriever = setup.load_retriever(cfg, self.data.corpus_path, workdir)
       self.tokenizer = setup.load_tokenizer_for(cfg, self.data, workdir)
+    if cfg.em.iterations and not self.data.train:
+      raise ConfigError(f"no train question is left for the E-step: the seed trajectories took all "
+                        f"{len(self.data.seeds)} (config.em.seed_trajectories={cfg.em.seed_trajectories}); lower it "
+                        "or give more train questions")
     self.chat = ChatFormat(self.tokenizer)
     model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
     self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh,
