@@ -161,13 +161,13 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
   measured = [r.minutes for r in done.values() if r.key.size == size and r.minutes > 0]
   for variant, key in planned:
     cfg = exp.config(variant, key.seed, key.size)
-    write_config(out, exp, key, cfg)
-    if key in done:
+    if key in done:  # its config file is the one written when it ran
       stale = done[key].config_hash != config_hash(cfg)
       yield (f"{exp.name}/{key.variant} seed {key.seed}: recorded" +
              (f" under another config ({done[key].config_hash}); delete its line in {runs_path(out, exp.name)} "
               "to rerun it" if stale else ""))
       continue
+    write_config(out, exp, key, cfg)
     position = todo.index((variant, key))
     per_run = sum(measured) / len(measured) if measured else exp.minutes[size]  # minutes of the runs so far
     yield (f"{exp.name}/{key.variant} seed {key.seed}: run {position + 1} of {len(todo)} "
