@@ -33,12 +33,14 @@ def fail(message: str) -> None:
   sys.exit(EXIT_BAD_INPUT)
 
 
+def _lines(error: Exception) -> list[str]:
+  return [line.strip() for line in str(error).splitlines() if line.strip()] or [type(error).__name__]
+
+
 def _flag_error_line(error: Exception) -> str:
   """A flag error's message in one line: config_flags puts the config file's whole traceback into it; its
   last line is the error itself."""
-  text = str(error)
-  lines = [line.strip() for line in text.strip().splitlines() if line.strip()] or [type(error).__name__]
-  return lines[-1] if "Traceback" in text else " ".join(lines)
+  return _lines(error)[-1] if "Traceback" in str(error) else " ".join(_lines(error))
 
 
 def _field_error_line(e: Exception) -> str:
@@ -58,7 +60,7 @@ def define_config(name: str, default: Optional[str], help_text: str):
   try:
     return config_flags.DEFINE_config_file(name, default, help_text)
   except (AttributeError, KeyError) as e:
-    if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+    if _tracebacks():
       raise
     fail(_field_error_line(e))
 
@@ -67,11 +69,11 @@ def _parse(argv):
   try:
     return flags.FLAGS(argv)
   except (AttributeError, KeyError) as e:  # config_flags: an unknown field in an override
-    if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+    if _tracebacks():
       raise
     fail(_field_error_line(e))
   except flags.Error as e:
-    if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
+    if _tracebacks():
       raise
     fail(_flag_error_line(e))
 
@@ -83,9 +85,7 @@ def run(main: Callable) -> None:
     for name in list(flags.FLAGS):
       value = flags.FLAGS[name].value
       if type(value).__name__ == "_ErrorConfig" and not _tracebacks():  # config_flags defers a load failure
-        error = object.__getattribute__(value, "_error")
-        lines = [line.strip() for line in str(error).splitlines() if line.strip()]
-        fail(f"--{name}: " + (lines[-1] if lines else type(error).__name__))
+        fail(f"--{name}: " + _lines(object.__getattribute__(value, "_error"))[-1])
     try:
       return main(argv)
     except ExsearchError as e:

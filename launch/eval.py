@@ -60,9 +60,9 @@ def _evaluate():
   mesh = sampling_meshes(cfg.mesh.sample)[1] if jax.local_device_count() > 1 else None  # this process's devices
   if path:
     model = from_pretrained(path, dtype=cfg.model.dtype, mesh=mesh)
+    check_vocabulary(tokenizer, model.config.vocab_size, _MODEL.value)
   else:
-    model = setup.build_run_model(cfg, tokenizer, chat, mesh)
-  check_vocabulary(tokenizer, model.config.vocab_size, _MODEL.value or cfg.model.checkpoint or "the run's model")
+    model = setup.build_run_model(cfg, tokenizer, chat, mesh)  # checks the vocabulary itself
   metrics, trajectories = evaluate(model, chat, retriever, data.dev, RolloutConfig(**cfg.rollout.to_dict()),
                                    mesh=mesh, progress=distributed.is_primary())
   if not distributed.is_primary():
