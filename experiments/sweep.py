@@ -100,22 +100,18 @@ def runs_path(out: str, experiment: str) -> str:
 
 
 def read_records(out: str, experiment: str) -> list[RunRecord]:
-  """The finished runs (a line torn by a kill while appending is the only one that may be unreadable; it is
-  ignored and its run counts as not finished)."""
+  """The finished runs (a line torn by a kill while appending is ignored: its run counts as not finished)."""
+  from exsearch_jax import atomic
+  from exsearch_jax.errors import ExsearchError
   path = runs_path(out, experiment)
   if not os.path.exists(path):
     return []
-  records = {}
-  with open(path, encoding="utf-8") as f:
-    lines = f.read().splitlines()
-  for number, line in enumerate(lines, 1):
+  records, what = {}, "a run record; delete the line to rerun that run"
+  for number, row in atomic.read_jsonl(path, what):
     try:
-      r = RunRecord.from_json(json.loads(line))
+      r = RunRecord.from_json(row)
     except (ValueError, KeyError, TypeError):
-      if number == len(lines):
-        continue
-      from exsearch_jax.errors import ExsearchError
-      raise ExsearchError(f"{path}:{number}: not a run record; delete the line to rerun that run") from None
+      raise ExsearchError(f"{path}:{number}: not {what}") from None
     records[r.key] = r  # a run recorded twice: the later record wins
   return list(records.values())
 

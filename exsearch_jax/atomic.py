@@ -73,3 +73,20 @@ def append_line(path: str, line: str) -> None:
     f.write(line.rstrip("\n").encode("utf-8") + b"\n")
     f.flush()
     os.fsync(f.fileno())
+
+
+def read_jsonl(path: str, what: str = "a JSON line") -> list[tuple[int, object]]:
+  """(line number, value) of each non-blank line of a log `append_line` writes. A last line that does not parse
+  was torn by a kill while appending and is left out; any other is an error naming the file and line."""
+  import json
+  from exsearch_jax.errors import ExsearchError
+  with open(path, encoding="utf-8") as f:
+    lines = [(n, line) for n, line in enumerate(f.read().splitlines(), 1) if line.strip()]
+  rows = []
+  for i, (number, line) in enumerate(lines):
+    try:
+      rows.append((number, json.loads(line)))
+    except json.JSONDecodeError:
+      if i < len(lines) - 1:
+        raise ExsearchError(f"{path}:{number}: not {what}") from None
+  return rows

@@ -35,16 +35,8 @@ class MetricsLog:
   def read(self, kind: str = "eval") -> list[dict]:
     if not os.path.exists(self.path):
       return []
-    with open(self.path, encoding="utf-8") as f:
-      lines = [line for line in f.read().split("\n") if line.strip()]
-    rows = []
-    for number, line in enumerate(lines, 1):
-      try:
-        rows.append(json.loads(line))
-      except json.JSONDecodeError:
-        if number < len(lines):  # only the last line can be torn (a kill while appending)
-          raise
-    rows = [r for r in rows if isinstance(r, dict)]
+    from exsearch_jax import atomic
+    rows = [r for _, r in atomic.read_jsonl(self.path, "a metrics record") if isinstance(r, dict)]
     return [r for r in rows if r.get("kind") == kind]
 
   def close(self):
