@@ -66,23 +66,13 @@ class RunRecord:
     return np.array([c == "1" for c in self.correct[max(self.correct)]], dtype=np.float64)
 
 
-def _leaves(node, prefix: str = "") -> dict:
-  out = {}
-  for key in node.keys():
-    value = node[key]
-    if hasattr(value, "keys"):
-      out.update(_leaves(value, f"{prefix}{key}."))
-    else:
-      out[f"{prefix}{key}"] = value
-  return out
-
-
 def config_hash(cfg) -> str:
   """The run's identity: the fields whose values differ from the base config's defaults, so a field added to
   the code later (with its default) does not orphan a run in progress."""
   from exsearch_jax.config import _base  # pylint: disable=protected-access
-  defaults = _leaves(_base())
-  changed = {k: v for k, v in _leaves(cfg).items() if k not in defaults or defaults[k] != v}
+  from exsearch_jax.config_check import flatten
+  defaults = flatten(_base())
+  changed = {k: v for k, v in flatten(cfg).items() if k not in defaults or defaults[k] != v}
   return hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -89,12 +89,13 @@ def _rules() -> dict:
   }
 
 
-def _flatten(node, prefix: str = "") -> dict:
+def flatten(node, prefix: str = "", whole: Callable[[str], bool] = lambda path: False) -> dict:
+  """{"section.field": value} of a config; a section for which `whole(path)` holds stays one value."""
   out = {}
   for key in node.keys():
     value, path = node[key], f"{prefix}{key}"
-    if hasattr(value, "keys") and path not in ("model.init",) and not path.startswith("mesh."):
-      out.update(_flatten(value, path + "."))
+    if hasattr(value, "keys") and not whole(path):
+      out.update(flatten(value, path + ".", whole))
     else:
       out[path] = value
   return out
@@ -104,7 +105,8 @@ def validate(cfg):
   """Raises one ConfigError for the first bad field; returns `cfg` unchanged when every field is fine."""
   from exsearch_jax.models.decoder_config import DecoderConfig
   from exsearch_jax.sharding import MESH_AXES
-  rules, fields = _rules(), _flatten(cfg)
+  rules = _rules()
+  fields = flatten(cfg, whole=lambda path: path == "model.init" or path.startswith("mesh."))
   for path, value in fields.items():
     if path == "model.init":
       known = {f.name for f in dataclasses.fields(DecoderConfig)}
