@@ -137,11 +137,8 @@ def plot(exp: Experiment, records: Sequence[RunRecord], path: str) -> None:
   handles, labels = axes.flat[0].get_legend_handles_labels()
   axes.flat[-1].legend(handles, labels, loc="center")
   fig.suptitle(f"{exp.name}: mean and 95% interval over seeds")
-  fig.tight_layout()
-  from exsearch_jax import atomic
-  with atomic.replaced_file(path, "wb") as f:
-    fig.savefig(f, format="png")
-  plt.close(fig)
+  from exsearch_jax.em.report import save_png
+  save_png(fig, path)
 
 
 def markdown(exp: Experiment, records: Sequence[RunRecord], size: str, commands: Sequence[str], meta: dict) -> str:

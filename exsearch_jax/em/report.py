@@ -79,8 +79,14 @@ def plot(rows: list[dict], path: str, title: str = "") -> None:
   ax.legend()
   if title:
     ax.set_title(title)
-  fig.tight_layout()
+  save_png(fig, path)
+
+
+def save_png(fig, path: str) -> None:
+  """Writes a matplotlib figure as a PNG, crash-safe (`atomic.replaced_file`), and closes it."""
+  import matplotlib.pyplot as plt
   from exsearch_jax import atomic
+  fig.tight_layout()
   with atomic.replaced_file(path, "wb") as f:
     fig.savefig(f, format="png")
   plt.close(fig)
