@@ -186,3 +186,13 @@ def test_learning_rate_schedule_warms_up_then_decays():
   lrs = [learning_rate(s, 100, 1.0, 0.1) for s in range(100)]
   assert lrs[0] == pytest.approx(0.1) and lrs[9] == pytest.approx(1.0)
   assert lrs[50] < lrs[20] < 1.0 and lrs[-1] == pytest.approx(0.1, abs=0.01)
+
+
+def test_a_registered_scheme_is_a_weighting_like_the_others():
+  from exsearch_jax.em import weights as W
+  W.scheme("halved")(lambda s: 0.5 * s.valid)
+  try:
+    w, stats = compute_weights("halved", GROUPS, LOGP, COUNT, CORRECT, VALID)
+    assert stats["weight_scheme"] == "halved" and np.allclose(w, 0.5 * (VALID & np.isfinite(LOGP)))
+  finally:
+    del W.SCHEMES["halved"]

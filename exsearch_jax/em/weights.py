@@ -16,13 +16,12 @@ memorise question → answer instead of searching.
 from __future__ import annotations
 
 import collections
-from typing import Sequence
+import dataclasses
+from typing import Callable, Sequence
 
 import numpy as np
 
 from exsearch_jax.trajectory import StopReason
-
-SCHEMES = ("paper", "code", "uniform", "rejection", "balanced")
 
 
 def is_valid(traj, max_empty_facts: int = 2) -> bool:
@@ -32,46 +31,92 @@ def is_valid(traj, max_empty_facts: int = 2) -> bool:
   return empty <= max_empty_facts
 
 
+@dataclasses.dataclass(frozen=True)
+class Samples:
+  """One E-step's scored samples, as every weighting scheme reads them."""
+  questions: list[np.ndarray]  # the indices of each question's samples
+  prob: np.ndarray             # p(y*|x,z), 0 where invalid
+  mean_nll: np.ndarray         # mean negative log-likelihood per answer token, 0 where invalid
+  valid: np.ndarray
+  correct: np.ndarray
+
+
+Scheme = Callable[[Samples], np.ndarray]
+SCHEMES: dict[str, Scheme] = {}  # name -> the scheme's weights per sample
+
+
+def scheme(name: str) -> Callable[[Scheme], Scheme]:
+  """Registers a weighting under `name` (then a valid `config.em.weights` and an arm of the weighting experiment)."""
+  def register(fn: Scheme) -> Scheme:
+    SCHEMES[name] = fn
+    return fn
+  return register
+
+
+def _per_question(values: np.ndarray, s: Samples) -> np.ndarray:
+  """`values` normalised to sum 1 within each question (a question whose values are all 0 stays 0)."""
+  out = np.zeros_like(values)
+  for idx in s.questions:
+    total = values[idx].sum()
+    if total > 0:
+      out[idx] = values[idx] / total
+  return out
+
+
+@scheme("paper")
+def _paper(s: Samples) -> np.ndarray:
+  return _per_question(s.prob, s)
+
+
+@scheme("code")
+def _code(s: Samples) -> np.ndarray:
+  return np.where(s.valid, 4.0 * np.exp(-s.mean_nll), 0.0)
+
+
+@scheme("uniform")
+def _uniform(s: Samples) -> np.ndarray:
+  return s.valid.astype(np.float64)
+
+
+@scheme("rejection")
+def _rejection(s: Samples) -> np.ndarray:
+  return (s.valid & s.correct).astype(np.float64)
+
+
+@scheme("balanced")
+def _balanced(s: Samples) -> np.ndarray:
+  weights = _per_question(_rejection(s), s)
+  return weights * (np.count_nonzero(weights) / weights.sum()) if weights.sum() > 0 else weights
+
+
 def compute_weights(scheme: str, groups: Sequence[str], answer_logprob: np.ndarray, answer_tokens: np.ndarray,
                     correct: np.ndarray, valid: np.ndarray, guard: float = 0.0) -> tuple[np.ndarray, dict]:
   """Weights per trajectory and E-step statistics. `groups[i]` is trajectory i's question id."""
   if scheme not in SCHEMES:
-    raise ValueError(f"unknown weighting {scheme!r}; choose one of {SCHEMES}")
+    raise ValueError(f"unknown weighting {scheme!r}; choose one of {tuple(SCHEMES)}")
   logp = np.asarray(answer_logprob, np.float64)
   valid = np.asarray(valid, bool) & np.isfinite(logp)
   correct = np.asarray(correct, bool)
   prob = np.where(valid, np.exp(np.where(valid, logp, -np.inf)), 0.0)
-  if scheme == "paper":
-    weights = np.zeros_like(prob)
-  elif scheme == "code":
-    mean_nll = -logp / np.maximum(np.asarray(answer_tokens, np.float64), 1.0)
-    weights = np.where(valid, 4.0 * np.exp(-np.where(valid, mean_nll, 0.0)), 0.0)
-  elif scheme == "uniform":
-    weights = valid.astype(np.float64)
-  else:
-    weights = (valid & correct).astype(np.float64)
+  mean_nll = np.where(valid, -np.where(valid, logp, 0.0) / np.maximum(np.asarray(answer_tokens, np.float64), 1.0), 0.0)
   members = collections.defaultdict(list)
   for i, g in enumerate(groups):
     members[g].append(i)
-  entropies, dropped, no_correct, bound = [], 0, 0, []
-  for idx in members.values():
-    idx = np.asarray(idx)
-    best = prob[idx].max(initial=0.0)
-    if scheme == "paper" and prob[idx].sum() > 0:
-      weights[idx] = prob[idx] / prob[idx].sum()
-    if scheme == "balanced" and weights[idx].sum() > 0:
-      weights[idx] = weights[idx] / weights[idx].sum()
-    if guard > 0 and best < guard:
-      weights[idx] = 0.0
-      dropped += 1
+  questions = [np.asarray(idx) for idx in members.values()]
+  kept = np.ones_like(valid)  # the guard: a question whose best sample is below it gets no weight at all
+  for idx in questions:
+    kept[idx] = not (guard > 0 and prob[idx].max(initial=0.0) < guard)
+  samples = Samples(questions, np.where(kept, prob, 0.0), mean_nll, valid & kept, correct)
+  weights = SCHEMES[scheme](samples).astype(np.float64)
+  entropies, no_correct, bound = [], 0, []
+  for idx in questions:
     no_correct += not (correct[idx] & valid[idx]).any()
     bound.append(np.log(max(prob[idx].mean(), 1e-30)))
     w = weights[idx]
     if w.sum() > 0:
       q = w / w.sum()
       entropies.append(float(-(q[q > 0] * np.log(q[q > 0])).sum()))
-  if scheme == "balanced" and weights.sum() > 0:
-    weights *= np.count_nonzero(weights) / weights.sum()
+  dropped = sum(not kept[idx].all() for idx in questions)
   total = weights.sum()
   stats = {
       "weight_scheme": scheme,
