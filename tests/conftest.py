@@ -27,3 +27,10 @@ def tiny_run(tmp_path_factory):
   summary = run.run()
   save_pretrained(run.trainer.model(), os.path.join(workdir, "final_model"), tokenizer=run.tokenizer)
   return workdir, summary, [np.asarray(x) for x in jax.tree.leaves(run.params())]
+
+
+def pytest_collection_modifyitems(items):
+  """A test that needs the tiny EM run (a whole run from scratch) is slow, wherever it lives."""
+  for item in items:
+    if "tiny_run" in getattr(item, "fixturenames", ()):
+      item.add_marker(pytest.mark.slow)

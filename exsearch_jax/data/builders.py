@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Iterator
+from typing import Any, Iterator
 
 import numpy as np
 import tensorflow_datasets as tfds
@@ -33,7 +33,7 @@ def features() -> tfds.features.FeaturesDict:
       "hops": tfds.features.Scalar(dtype=np.int32), "type": text, "decomposition": text})
 
 
-class QABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+class QABuilder(tfds.core.GeneratorBasedBuilder, skip_registration=True):  # type: ignore[call-arg]
   """Shared base: subclasses implement `_split_sources` and `_generate_examples(source)` (yielding dicts)."""
 
   VERSION = tfds.core.Version("1.0.0")
@@ -79,8 +79,8 @@ class ManualQABuilder(QABuilder, skip_registration=True):
   """A benchmark read from files in `manual_dir`; a split whose file is absent is left out."""
 
   SOURCE = ""                    # where the files are published
-  READER = None                  # qa_formats reader: (path, labelled) -> examples
-  UNLABELLED_SPLITS = ("test",)  # files that ship without answers
+  READER: Any = None                         # qa_formats reader: (path, labelled) -> examples
+  UNLABELLED_SPLITS: tuple[str, ...] = ("test",)  # files that ship without answers
 
   def __init_subclass__(cls, **kwargs):
     super().__init_subclass__(**kwargs)

@@ -4,11 +4,12 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+from typing import Any
 
 from exsearch_jax.data.examples import DatasetError, from_features
 
 
-def builder_class(name: str) -> type:
+def builder_class(name: str) -> Any:
   """The builder named `name`; a builder `x` outside builders.py lives in `exsearch_jax/data/x.py`."""
   from exsearch_jax.data.builders import BUILDERS  # noqa: PLC0415  (tensorflow_datasets only when loading)
   if name not in BUILDERS and name.isidentifier() and importlib.util.find_spec(f"exsearch_jax.data.{name}"):

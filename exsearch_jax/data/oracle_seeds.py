@@ -67,8 +67,8 @@ def hotpot_steps(question: str, facts: Sequence[tuple[str, int]],
     chosen.setdefault(title, set()).update([index] if in_range else [])
   steps = []
   for title, indices in chosen.items():
-    sentences = (paragraphs[title][j].strip() for j in sorted(indices))  # HotpotQA's later ones start with a space
-    fact = " ".join(filter(None, sentences))
+    kept = (paragraphs[title][j].strip() for j in sorted(indices))  # HotpotQA's later ones start with a space
+    fact = " ".join(filter(None, kept))
     if fact:
       steps.append({"query": subject_name(title), "fact": fact, "title": title})
   return reasoning_order(question, steps)

@@ -81,7 +81,8 @@ COMPARISONS = {
 
 def chains(max_hops: int) -> list[tuple[str, ...]]:
   """Every relation path of 1..max_hops hops whose kinds connect (years only at the end)."""
-  out, frontier = [], [(r,) for r in RELATIONS]
+  out: list[tuple[str, ...]] = []
+  frontier: list[tuple[str, ...]] = [(r,) for r in RELATIONS]
   while frontier:
     path = frontier.pop(0)
     out.append(path)

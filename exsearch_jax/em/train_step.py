@@ -8,6 +8,8 @@ reports `skipped`, so a NaN never reaches a checkpoint.
 from __future__ import annotations
 
 import dataclasses
+from typing import Any, Optional, Sequence
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -57,7 +59,7 @@ def trainable_mask(params, trainable_layers: int = 0) -> tuple:
   flat = jax.tree_util.tree_flatten_with_path(params)[0]
   if trainable_layers <= 0:
     return (True,) * len(flat)
-  keys = [[getattr(k, "key", getattr(k, "idx", None)) for k in path] for path, _ in flat]
+  keys: list[list[Any]] = [[getattr(k, "key", getattr(k, "idx", None)) for k in path] for path, _ in flat]
   layers = 1 + max((k[1] for k in keys if k[0] == "layers"), default=-1)
   if trainable_layers > layers:
     raise ValueError(f"train.trainable_layers={trainable_layers}, but the model has {layers} layers")
@@ -134,6 +136,9 @@ class Trainer:
     opt_state = self._init_opt(params)
     self.opt_shardings = jax.tree.map(lambda x: x.sharding, opt_state)
     self.state = TrainState(params, opt_state, 0)
+    in_shardings: Optional[tuple] = None
+    out_shardings: Optional[tuple] = None
+    self._batch_shardings: Optional[tuple] = None
     if mesh is not None:  # (micro, rows, length): rows over data+fsdp
       data = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, ("data", "fsdp"), None))
       weights = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec(None, ("data", "fsdp")))
@@ -141,17 +146,14 @@ class Trainer:
       in_shardings = (self.param_shardings, self.opt_shardings, replicated, data, data, data, weights)
       out_shardings = (self.param_shardings, self.opt_shardings, replicated)
       self._batch_shardings = (data, data, data, weights)
-    else:
-      in_shardings = out_shardings = self._batch_shardings = None
     step = lambda *args: _step(self.graphdef, tx, self.mask, remat, *args)  # noqa: E731
     self._jit = jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=(0, 1))
 
   def update(self, batch: Batch, lr: float) -> dict:
     """One step on the global batch. Every process passes the same whole batch and places only its slices."""
-    arrays = (batch.tokens, batch.loss_mask, batch.attention_mask, batch.weights)
+    arrays: Sequence = (batch.tokens, batch.loss_mask, batch.attention_mask, batch.weights)
     if self._batch_shardings is not None:
-      arrays = [jax.make_array_from_callback(a.shape, s, lambda index, a=a: a[index])
-                for a, s in zip(arrays, self._batch_shardings)]
+      arrays = [jax.make_array_from_callback(a.shape, s, a.__getitem__) for a, s in zip(arrays, self._batch_shardings)]
     params, opt_state, metrics = self._jit(self.state.params, self.state.opt_state, np.float32(lr), *arrays)
     self.state = TrainState(params, opt_state, self.state.step + 1)
     return {k: float(np.asarray(v)) for k, v in metrics.items()}

@@ -47,9 +47,11 @@ def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrie
         step["rerank"] = ([first] + [i for i in range(len(hits)) if i != first])[:shown] if hits else []
       steps.append(step)
     messages = tj.chat_messages(q["question"], steps, q["golden_answers"][0], shown, instruction)
-    out.append(Example(*map(tuple, chat.conversation(messages)), 1.0))
+    tokens, mask = chat.conversation(messages)
+    out.append(Example(tuple(tokens), tuple(mask), 1.0))
   for seed in chat_seeds:
-    out.append(Example(*map(tuple, chat.conversation(seed.messages(instruction))), 1.0))
+    tokens, mask = chat.conversation(seed.messages(instruction))
+    out.append(Example(tuple(tokens), tuple(mask), 1.0))
   return out
 
 

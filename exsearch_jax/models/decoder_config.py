@@ -83,7 +83,7 @@ class DecoderConfig:
   @classmethod
   def from_hf_dict(cls, cfg: dict, source: str = "config.json", **overrides) -> "DecoderConfig":
     """Reads a transformers config dict (v4 `rope_theta`/`rope_scaling` or v5 `rope_parameters`)."""
-    archs = cfg.get("architectures") or [MODEL_TYPES.get(cfg.get("model_type"), None)]
+    archs = cfg.get("architectures") or [MODEL_TYPES.get(cfg.get("model_type") or "")]
     arch = archs[0]
     if arch not in ARCHITECTURES:
       raise CheckpointError(f"{source}: field 'architectures' = {archs!r} (model_type={cfg.get('model_type')!r}) "
@@ -129,7 +129,7 @@ class DecoderConfig:
     model_type, forced_bias = ARCHITECTURES[self.architecture]
     rope = {"rope_type": "default", "rope_theta": self.rope_theta}
     if self.rope_scaling:
-      rope = {**self.rope_scaling_dict, "rope_theta": self.rope_theta}
+      rope = {**(self.rope_scaling_dict or {}), "rope_theta": self.rope_theta}
     cfg = {
         "architectures": [self.architecture], "model_type": model_type,
         "vocab_size": self.vocab_size, "hidden_size": self.hidden_size,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -91,7 +91,8 @@ class EncoderConfig:
   def from_directory(cls, path: str) -> "EncoderConfig":
     """config.json, plus the sentence-transformers files (pooling, normalize, max length) when present."""
     config = cls.from_hf_dict(read_config(path), source=os.path.join(path, "config.json"))
-    pooling_dir, normalize = "1_Pooling", True
+    pooling_dir: Optional[str] = "1_Pooling"
+    normalize = True
     modules_path = os.path.join(path, "modules.json")
     if os.path.exists(modules_path):
       modules = _read_json(modules_path)
@@ -101,7 +102,7 @@ class EncoderConfig:
         raise CheckpointError(f"{modules_path}: modules {unknown} are not supported (only {list(ST_MODULES)})")
       pooling_dir = kinds["Pooling"].get("path", pooling_dir) if "Pooling" in kinds else None
       normalize = "Normalize" in kinds
-    changes = dict(normalize=normalize)
+    changes: dict[str, Any] = dict(normalize=normalize)
     pooling_path = pooling_dir and os.path.join(path, pooling_dir, "config.json")
     if pooling_path and os.path.exists(pooling_path):
       changes["pooling"] = _pooling_mode(_read_json(pooling_path), pooling_path)
@@ -238,7 +239,7 @@ def weight_specs(config: EncoderConfig, prefix: str = ""):
   yield WeightSpec(("word",), emb + "word_embeddings.weight", (config.vocab_size, e), 0)
   yield WeightSpec(("position",), emb + "position_embeddings.weight", (config.max_position_embeddings, e), 0)
   yield WeightSpec(("token_type",), emb + "token_type_embeddings.weight", (config.type_vocab_size, e), 0)
-  norms = [(("embed_norm",), emb + "LayerNorm.")]
+  norms: list[tuple[tuple, str]] = [(("embed_norm",), emb + "LayerNorm.")]
   for i in range(config.num_layers):
     hf, ours = f"{prefix}encoder.layer.{i}.", ("layers", i)
     for name, hf_name in (("q", "query"), ("k", "key"), ("v", "value")):
@@ -280,7 +281,7 @@ def load_encoder(path: str, mesh: Optional[Mesh] = None):
                             f"the config implies {spec.hf_shape}")
     host = spec.to_ours(np.asarray(tensors.get(spec.hf_name))).astype(np.float32)
     sharding = shardings[key].get_value()
-    variables[key].set_value(jax.make_array_from_callback(host.shape, sharding, lambda index, a=host: a[index]))
+    variables[key].set_value(jax.make_array_from_callback(host.shape, sharding, host.__getitem__))
   return nnx.merge(graphdef, nnx.from_flat_state(variables)), load_tokenizer(path)
 
 
@@ -324,7 +325,8 @@ class TextEncoder:
 
   @classmethod
   def from_pretrained(cls, path: str, mesh: Optional[Mesh] = None, batch_size: Optional[int] = None) -> "TextEncoder":
-    return cls(*load_encoder(path, mesh), mesh=mesh, batch_size=batch_size)
+    model, tokenizer = load_encoder(path, mesh)
+    return cls(model, tokenizer, mesh=mesh, batch_size=batch_size)
 
   @property
   def dim(self) -> int:
@@ -348,8 +350,7 @@ class TextEncoder:
       batch_mask = np.zeros((rows, length), np.int32)
       for r, i in enumerate(chunk):
         batch_ids[r, :len(ids[i])], batch_mask[r, :len(ids[i])] = ids[i], 1
-      placed = [jax.make_array_from_callback(a.shape, self._batch, lambda index, a=a: a[index])
-                for a in (batch_ids, batch_mask)]
+      placed = [jax.make_array_from_callback(a.shape, self._batch, a.__getitem__) for a in (batch_ids, batch_mask)]
       pending.append((chunk, self._forward(self._state, *placed)))
     for chunk, result in pending:  # dispatch is asynchronous: batches are prepared while earlier ones run
       out[chunk] = np.asarray(result)[:len(chunk)]

@@ -7,7 +7,7 @@ a full copy of a sharded weight.
 from __future__ import annotations
 
 import os
-from typing import Optional
+from typing import Any, Optional
 
 import jax
 import jax.numpy as jnp
@@ -66,13 +66,14 @@ def from_pretrained(path: str, dtype: Optional[str] = None, param_dtype: Optiona
   dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32).
   """
   path = os.fspath(path)
+  tensors: GGUFCheckpoint | SafetensorsCheckpoint
   if path.endswith(".gguf"):
     tensors = GGUFCheckpoint(path)
     raw, source = tensors.hf_config, path
   else:
     raw, source = read_config(path), os.path.join(path, "config.json")
     tensors = SafetensorsCheckpoint(path)
-  overrides = {}
+  overrides: dict[str, Any] = {}
   if dtype:
     overrides["dtype"] = dtype
   if param_dtype or dtype:
@@ -98,7 +99,7 @@ def build_from_tensors(config: DecoderConfig, tensors, mesh: Optional[Mesh] = No
     dtype = variables[path].get_value().dtype
     host = spec.to_ours(np.asarray(tensors.get(spec.hf_name))).astype(dtype)
     sharding = shardings[path].get_value()
-    variables[path].set_value(jax.make_array_from_callback(host.shape, sharding, lambda index, a=host: a[index]))
+    variables[path].set_value(jax.make_array_from_callback(host.shape, sharding, host.__getitem__))
   return nnx.merge(graphdef, nnx.from_flat_state(variables))
 
 
@@ -130,6 +131,6 @@ def build_model(model_config, mesh: Optional[Mesh] = None, seed: int = 0) -> Dec
   if model_config.checkpoint:
     return from_pretrained(resolve_checkpoint(model_config.checkpoint), dtype=model_config.dtype,
                            param_dtype=model_config.param_dtype, mesh=mesh)
-  config = DecoderConfig(**model_config.init.to_dict(), dtype=model_config.dtype,
+  config = DecoderConfig(**dict(model_config.init), dtype=model_config.dtype,
                          param_dtype=model_config.param_dtype)
   return init_model(config, mesh=mesh, seed=seed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import struct
+from typing import Optional
 
 import ml_dtypes
 import numpy as np
@@ -42,7 +43,7 @@ class SafetensorsFile:
     self.metadata = header.pop("__metadata__", {}) or {}
     self.header = header
     self._data_start = 8 + header_size
-    self._map = None
+    self._map: Optional[np.memmap] = None
     for name, info in header.items():
       if info.get("dtype") not in DTYPES:
         raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
@@ -60,6 +61,7 @@ class SafetensorsFile:
   def get(self, name: str) -> np.ndarray:
     if self._map is None:
       self._map = np.memmap(self.path, dtype=np.uint8, mode="r")
+    assert self._map is not None
     info = self.header[name]
     begin, end = (self._data_start + o for o in info["data_offsets"])
     return self._map[begin:end].view(DTYPES[info["dtype"]]).reshape(info["shape"])
