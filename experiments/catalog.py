@@ -105,7 +105,7 @@ def load_base(base: str) -> ml_collections.ConfigDict:
     return presets.get_config(base)
   path = base if os.path.isabs(base) else os.path.join(ROOT, base)
   if not os.path.exists(path):
-    raise ConfigError(f"experiment base {base!r} is neither a preset {presets.PRESETS} nor a config file")
+    raise ConfigError(f"experiment base {base!r} is neither a preset {sorted(presets.PRESETS)} nor a config file")
   spec = importlib.util.spec_from_file_location(os.path.splitext(os.path.basename(path))[0], path)
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)

@@ -34,9 +34,10 @@ COLUMNS = ("parse_share", "mean_steps", "recall@3", "recall@5", "precision@3", "
 def _config(instruction: str, constrained: bool):
   from exsearch_jax.config import get_config
   cfg = get_config("smollm2_135m")
-  cfg.data.update(dict(world_size="", format=_FORMAT.value, dev=_DEV.value, dev_limit=_DEV_LIMIT.value))
+  cfg.data.update(dict(source="files", format=_FORMAT.value, dev=_DEV.value, dev_limit=_DEV_LIMIT.value))
   cfg.rollout.update(dict(instruction=instruction, constrained=constrained))
-  return cfg
+  from exsearch_jax.config_check import typed
+  return typed(cfg)
 
 
 def main(argv):
@@ -47,7 +48,6 @@ def main(argv):
   from exsearch_jax.eval.runner import evaluate
   from exsearch_jax.models import from_pretrained, load_tokenizer
   from exsearch_jax.sampling.chat import ChatFormat
-  from exsearch_jax.sampling.rollout import RolloutConfig
   from experiments import provenance
 
   os.makedirs(_OUT.value, exist_ok=True)
@@ -61,7 +61,7 @@ def main(argv):
       data = setup.load_data(cfg, _WORKDIR.value, need_train=False)
       retriever = setup.load_retriever(cfg, data.corpus_path, _WORKDIR.value)
       model = model or from_pretrained(path)
-      metrics, trajectories = evaluate(model, chat, retriever, data.dev, RolloutConfig(**cfg.rollout.to_dict()),
+      metrics, trajectories = evaluate(model, chat, retriever, data.dev, cfg.rollout,
                                        progress=True)
       passages = {p.id: {"title": p.title, "text": p.text} for p in retriever.passages}
       write_html(trajectories, os.path.join(_OUT.value, f"{name}.html"), chat, passages, title=f"zero-shot: {name}")

@@ -42,7 +42,8 @@ def record(out_dir: str, config=None, **extra) -> dict:
   info = {"command": " ".join([os.path.relpath(sys.argv[0], ROOT)] + sys.argv[1:]), "revision": revision(ROOT),
           "machine": machine(), "finished": datetime.datetime.now().isoformat(timespec="seconds"), **extra}
   if config is not None:
-    info["config"] = json.loads(config.to_json()) if hasattr(config, "to_json") else config
+    info["config"] = (json.loads(config.to_json()) if hasattr(config, "to_json") else
+                      config.to_dict() if hasattr(config, "to_dict") else config)
   os.makedirs(out_dir, exist_ok=True)
   with open(os.path.join(out_dir, "provenance.json"), "w", encoding="utf-8") as f:
     json.dump(info, f, indent=1)

@@ -78,7 +78,7 @@ def decoder_config(cfg):
   if not cfg.model.init:
     raise ConfigError(f"model.checkpoint {path!r} has no config.json here and model.init is empty: the dry run "
                       "needs the architecture from one of them")
-  return DecoderConfig(**cfg.model.init.to_dict(), dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
+  return DecoderConfig(**dict(cfg.model.init), dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
 
 
 def _leaf_bytes(abstract_state, mesh) -> list[tuple[float, float]]:

@@ -74,7 +74,7 @@ def train_mesh(mesh_cfg) -> Optional[Mesh]:
   and `mesh.dcn` across granules (the slower data-center network), so an axis's collectives stay inside
   a granule wherever the degrees allow."""
   devices = jax.devices()
-  dcn = dict(mesh_cfg.get("dcn") or {})
+  dcn = dict(getattr(mesh_cfg, "dcn", None) or {})
   if all(int(v) == 1 for v in dcn.values()):
     return make_mesh(mesh_cfg.train) if len(devices) > 1 else None
   by_slice = len({getattr(d, "slice_index", 0) for d in devices}) > 1

@@ -2,14 +2,14 @@
 
   python launch/eval.py --config=exsearch_jax/config.py:demo --workdir=runs/demo --model=runs/demo/final_model
   python launch/eval.py --config=exsearch_jax/config.py:smollm2_135m --workdir=runs/nq \
-      --config.data.world_size= --config.data.format=flashrag --config.data.corpus=wiki.jsonl \
+      --config.data.source=files --config.data.format=flashrag --config.data.corpus=wiki.jsonl \
       --config.data.dev=nq_dev.jsonl
 
 Benchmark files in their official formats (HotpotQA, 2Wiki, MuSiQue carry their passages; the corpus and a dense
 index are then built in the workdir once):
 
   python launch/eval.py --config=exsearch_jax/config.py:smollm2_135m --workdir=runs/hotpot \
-      --model=asset:smollm2-135m-instruct --config.data.world_size= --config.data.format=hotpotqa \
+      --model=asset:smollm2-135m-instruct --config.data.source=files --config.data.format=hotpotqa \
       --config.data.dev=hotpot_dev_distractor_v1.json
 
 Prints EM / F1 / Acc (greedy, one trajectory per question), Recall@3/5 and Precision@3/5 of the supporting
@@ -45,11 +45,10 @@ def _evaluate():
   from exsearch_jax.models import check_vocabulary, from_pretrained, load_tokenizer
   from exsearch_jax.eval import html_report
   from exsearch_jax.sampling.chat import ChatFormat
-  from exsearch_jax.sampling.rollout import RolloutConfig
   from exsearch_jax.sharding import sampling_meshes
 
-  from exsearch_jax.config_check import validate, writable_directory
-  cfg = validate(_CONFIG.value)
+  from exsearch_jax.config_check import typed, writable_directory
+  cfg = typed(_CONFIG.value)
   writable_directory(_WORKDIR.value)
   path = resolve_checkpoint(_MODEL.value) if _MODEL.value else None
   with distributed.primary_first("exsearch-setup"):
@@ -63,7 +62,7 @@ def _evaluate():
     check_vocabulary(tokenizer, model.config.vocab_size, _MODEL.value)
   else:
     model = setup.build_run_model(cfg, tokenizer, chat, mesh)  # checks the vocabulary itself
-  metrics, trajectories = evaluate(model, chat, retriever, data.dev, RolloutConfig(**cfg.rollout.to_dict()),
+  metrics, trajectories = evaluate(model, chat, retriever, data.dev, cfg.rollout,
                                    mesh=mesh, progress=distributed.is_primary())
   if not distributed.is_primary():
     return

@@ -23,8 +23,8 @@ def main(argv):
   from exsearch_jax.sampling import generate
   from exsearch_jax.sharding import make_mesh
 
-  from exsearch_jax.config_check import validate
-  cfg = validate(_CONFIG.value)
+  from exsearch_jax.config_check import typed
+  cfg = typed(_CONFIG.value)
   start = time.time()
   mesh = make_mesh(cfg.mesh.sample)
   model = build_model(cfg.model, mesh=mesh, seed=cfg.seed)

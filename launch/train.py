@@ -46,9 +46,9 @@ def main(argv):
 
 def _dry_run() -> int:
   """Simulates config.target.devices CPU devices (before JAX starts its backend) and prints the plan."""
-  from exsearch_jax.config_check import validate
+  from exsearch_jax.config_check import typed
   from exsearch_jax.errors import ConfigError
-  cfg = validate(_CONFIG.value)
+  cfg = typed(_CONFIG.value)
   if cfg.target.devices <= 0:
     raise ConfigError("--dry_run needs config.target.devices (and config.target.accelerator) set")
   flags_now = re.sub(r"--xla_force_host_platform_device_count=\d+", "", os.environ.get("XLA_FLAGS", ""))

@@ -30,7 +30,7 @@ def _launch(script: str, *args: str, timeout: int = 900) -> subprocess.Completed
 @pytest.mark.parametrize("fmt", sorted(FILES))
 def test_eval_of_smollm2_on_an_official_file_builds_corpus_and_dense_index(fmt, tmp_path):
   _launch("eval.py", "--config=exsearch_jax/config.py:smollm2_135m", f"--workdir={tmp_path}",
-          "--model=asset:smollm2-135m-instruct", "--config.data.world_size=", f"--config.data.format={fmt}",
+          "--model=asset:smollm2-135m-instruct", "--config.data.source=files", f"--config.data.format={fmt}",
           f"--config.data.dev={FILES[fmt]}", "--config.rollout.max_steps=2", "--config.rollout.step_tokens=24",
           "--config.rollout.answer_tokens=8")
   with open(tmp_path / "eval_model.json", encoding="utf-8") as f:
@@ -44,7 +44,7 @@ def test_eval_of_smollm2_on_an_official_file_builds_corpus_and_dense_index(fmt, 
 
 def test_train_runs_one_em_iteration_from_hotpotqa_files(tmp_path):
   hotpot = FILES["hotpotqa"]
-  _launch("train.py", "--config=tests/tiny_config.py", f"--workdir={tmp_path}", "--config.data.world_size=",
+  _launch("train.py", "--config=tests/tiny_config.py", f"--workdir={tmp_path}", "--config.data.source=files",
           "--config.data.format=hotpotqa", f"--config.data.train={hotpot}", f"--config.data.dev={hotpot}",
           f"--config.data.seeds={hotpot}", "--config.stage0.examples=0", "--config.warmup.epochs=2",
           "--config.em.iterations=1", "--config.em.seed_trajectories=2", "--config.em.questions_per_iteration=2")

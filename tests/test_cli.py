@@ -60,7 +60,7 @@ def test_a_config_file_that_raises(broken_files):
 ])
 def test_eval_launcher_names_file_line_and_field(broken_files, tmp_path, name, fmt, needles):
   out = _launch("launch/eval.py", "--config=exsearch_jax/config.py:smollm2_135m", f"--workdir={tmp_path}",
-                "--model=asset:smollm2-135m-instruct", "--config.data.world_size=", f"--config.data.format={fmt}",
+                "--model=asset:smollm2-135m-instruct", "--config.data.source=files", f"--config.data.format={fmt}",
                 f"--config.data.dev={broken_files}/{name}")
   _one_line(out, *needles)
 
@@ -139,3 +139,4 @@ def test_unknown_asset():
 ])
 def test_config_values_are_checked_before_any_work(args, needles):
   _one_line(_launch("launch/train.py", "--workdir=/tmp/exsearch-never-used", *args), *needles)
+

@@ -1,4 +1,6 @@
 """Presets are data: each builds, overrides apply, and the demo preset makes a working model."""
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -18,7 +20,7 @@ def test_presets_build_and_meshes_fill_8_devices(name):
 
 
 def test_unknown_preset():
-  with pytest.raises(ValueError, match="unknown preset 'nope'"):
+  with pytest.raises(ConfigError, match="unknown preset 'nope'"):
     presets.get_config("nope")
 
 
@@ -57,6 +59,8 @@ def test_presets_pass_validation(name):
     ("em.iterations", True, r"config\.em\.iterations=True: must be an integer"),
     ("data.format", "csv", r"config\.data\.format='csv'"),
     ("data.world_size", "huge", r"config\.data\.world_size='huge'"),
+    ("data.world_size", "", r"config\.data\.world_size='': .*benchmark files are config\.data\.source=files"),
+    ("data.source", "disk", r"config\.data\.source='disk': must be one of 'world', 'files'"),
     ("retrieval.kind", "faiss", r"config\.retrieval\.kind='faiss'"),
     ("retrieval.timeout", 0, r"config\.retrieval\.timeout=0"),
     ("stage0.corpus_share", 1.5, r"config\.stage0\.corpus_share=1\.5: must be a number in \[0, 1\]"),
@@ -88,7 +92,7 @@ def test_unknown_fields_mesh_axes_and_architecture_fields():
     validate(cfg)
   cfg = presets.get_config("demo")
   cfg.model.init.hidden = 64
-  with pytest.raises(ConfigError, match=r"config\.model\.init: unknown architecture fields \['hidden'\]"):
+  with pytest.raises(ConfigError, match=r"config\.model\.init=.*unknown: \['hidden'\]"):
     validate(cfg)
   cfg = presets.get_config("demo")
   cfg.retrieval.kind = "remote"
@@ -100,3 +104,43 @@ def test_an_unwritable_workdir_is_named():
   from exsearch_jax.config_check import writable_directory
   with pytest.raises(ConfigError, match=r"--workdir=/proc/exsearch-never: cannot write there"):
     writable_directory("/proc/exsearch-never")
+
+
+def test_one_source_of_defaults_the_typed_records():
+  """The ConfigDict every preset starts from is the schema's defaults; per-module configs are those records."""
+  from exsearch_jax.config_check import flatten, typed
+  from exsearch_jax.config_schema import RunConfig
+  from exsearch_jax.sampling.rollout import RolloutConfig
+  assert flatten(presets._base()) == flatten(RunConfig().to_dict())
+  assert typed(presets._base()) == RunConfig()
+  assert RolloutConfig() == RunConfig().rollout
+  assert (RolloutConfig().samples, RolloutConfig().max_steps, RolloutConfig().capacity) == (8, 20, 8192)  # the paper's
+  run = typed(presets.get_config("demo"))
+  assert run.rollout.samples == 4 and run.rollout.seed == run.seed
+  with pytest.raises(dataclasses.FrozenInstanceError):
+    run.rollout.samples = 2
+
+
+def test_phases_share_one_record_type_and_batch_size_falls_back_to_train():
+  from exsearch_jax.config_check import typed
+  from exsearch_jax.config_schema import PhaseConfig
+  cfg = presets.get_config("demo")
+  cfg.seed = 7
+  run = typed(cfg)
+  assert all(isinstance(run.phase(k), PhaseConfig) for k in ("stage0", "warmup", "mstep"))
+  assert run.phase("mstep") is run.train
+  assert run.batch_size("warmup") == run.train.batch_size == 32 and run.batch_size("stage0") == 16
+  assert run.rollout.seed == 7
+
+
+def test_world_tasks_with_benchmark_files_are_refused():
+  from exsearch_jax.config_check import validate
+  cfg = presets.get_config("demo")  # stage0.examples > 0
+  cfg.data.source = "files"
+  with pytest.raises(ConfigError, match=r"config\.stage0\.examples .* config\.data\.source=files"):
+    validate(cfg)
+
+
+def test_presets_are_a_registry():
+  assert set(presets.PRESETS) == {"demo", "smollm2_135m", "qwen2_5_7b", "llama3_1_8b"}
+  assert presets.get_config("smollm2_135m").model.checkpoint == "asset:smollm2-135m-instruct"

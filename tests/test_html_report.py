@@ -18,7 +18,8 @@ def scripted(world):
   w, retriever, chat = world
   questions = w.splits["dev"][:3]
   trajs = rollout(_oracle_policy(chat, {q["question"]: q for q in questions}), chat, retriever, questions,
-                  RolloutConfig(samples=2, shown=2, capacity=1024), session_factory=ScriptedSession)
+                  RolloutConfig(samples=2, max_steps=6, shown=2, capacity=1024, instruction="none", constrained=False,
+                                answer_at_budget=False), session_factory=ScriptedSession)
   for i, t in enumerate(trajs):
     t.weight = None if i == 0 else 0.25 * i
   return trajs

@@ -15,6 +15,12 @@ from exsearch_jax.sampling.chat import ChatFormat
 from exsearch_jax.sampling.rollout import RolloutConfig, rollout
 
 
+def plain(**fields) -> RolloutConfig:
+  """The plain protocol these tests script (no instruction, free turns, no forced answer), at small sizes."""
+  return RolloutConfig(**{**dict(samples=4, max_steps=6, capacity=2048, instruction="none", constrained=False,
+                                 answer_at_budget=False), **fields})
+
+
 @pytest.fixture(scope="module")
 def world(tmp_path_factory):
   w = W.make_world(1, "tiny")
@@ -82,7 +88,7 @@ def test_scripted_policy_searches_exactly_when_asked_and_answers(world):
   w, retriever, chat = world
   questions = w.splits["dev"][:5]
   counting = CountingRetriever(retriever)
-  cfg = RolloutConfig(samples=2, max_steps=6, shown=2, capacity=1024)
+  cfg = plain(samples=2, max_steps=6, shown=2, capacity=1024)
   trajs = rollout(_oracle_policy(chat, {q["question"]: q for q in questions}), chat, counting, questions, cfg,
                   session_factory=ScriptedSession)
   assert len(trajs) == 10 and [t.sample for t in trajs[:2]] == [0, 1]
@@ -121,7 +127,7 @@ def test_oracle_policy_writes_the_gold_search_turns_and_the_model_only_the_answe
   w, retriever, chat = world
   questions = w.splits["dev"][:6]
   RecordingSession.made.clear()
-  cfg = RolloutConfig(samples=1, max_steps=6, shown=2, capacity=1024, policy="oracle")
+  cfg = plain(samples=1, max_steps=6, shown=2, capacity=1024, policy="oracle")
   trajs = rollout(_answer_only_policy(chat, {q["question"]: q for q in questions}), chat, retriever, questions, cfg,
                   session_factory=RecordingSession)
   (session,) = RecordingSession.made
@@ -140,7 +146,7 @@ def test_question_policy_retrieves_once_with_the_question_then_answers(world):
   questions = w.splits["dev"][:3]
   counting = CountingRetriever(retriever)
   policy = _fixed_policy(chat, "<FACT> Who founded <QUERY> Who founded it ?", "Who")
-  cfg = RolloutConfig(samples=1, max_steps=1, answer_at_budget=True, policy="question")
+  cfg = plain(samples=1, max_steps=1, answer_at_budget=True, policy="question")
   trajs = rollout(policy, chat, counting, questions, cfg, session_factory=ScriptedSession)
   assert counting.calls == [[q["question"] for q in questions]]
   for t in trajs:
@@ -177,7 +183,7 @@ def _rerank_policy(chat, order):
 def test_rerank_order_decides_which_passages_are_shown(world, rerank_chat, order):
   w, retriever, _ = world
   chat = rerank_chat
-  cfg = RolloutConfig(samples=1, max_steps=3, retrieve_k=4, shown=2, capacity=1024, rerank=True)
+  cfg = plain(samples=1, max_steps=3, retrieve_k=4, shown=2, capacity=1024, rerank=True)
   trajs = rollout(_rerank_policy(chat, order), chat, retriever, w.splits["dev"][:3], cfg,
                   session_factory=ScriptedSession)
   for t in trajs:
@@ -194,7 +200,7 @@ def test_rerank_order_decides_which_passages_are_shown(world, rerank_chat, order
 
 def test_an_unreadable_rerank_turn_ends_the_trajectory(world, rerank_chat):
   w, retriever, _ = world
-  cfg = RolloutConfig(samples=1, max_steps=3, retrieve_k=4, shown=2, capacity=1024, rerank=True)
+  cfg = plain(samples=1, max_steps=3, retrieve_k=4, shown=2, capacity=1024, rerank=True)
   trajs = rollout(_rerank_policy(rerank_chat, (7,)), rerank_chat, retriever, w.splits["dev"][:2], cfg,
                   session_factory=ScriptedSession)
   assert [t.stop_reason for t in trajs] == ["unparseable"] * 2
@@ -202,7 +208,7 @@ def test_an_unreadable_rerank_turn_ends_the_trajectory(world, rerank_chat):
 
 def test_policies_are_checked():
   from exsearch_jax.errors import ConfigError
-  with pytest.raises(ConfigError, match="unknown rollout policy"):
+  with pytest.raises(ConfigError, match=r"config\.rollout\.policy=.psychic.: must be one of .model., .question."):
     RolloutConfig(policy="psychic")
 
 
@@ -211,7 +217,7 @@ def test_oracle_policy_needs_decompositions(world):
   w, retriever, chat = world
   questions = [dict(q, decomposition=[]) for q in w.splits["dev"][:2]]
   with pytest.raises(ConfigError, match="decomposition"):
-    rollout(_fixed_policy(chat, "x"), chat, retriever, questions, RolloutConfig(policy="oracle"),
+    rollout(_fixed_policy(chat, "x"), chat, retriever, questions, plain(policy="oracle"),
             session_factory=ScriptedSession)
 
 
@@ -230,7 +236,7 @@ def _fixed_policy(chat, turn_text, answer_text=None, eot=True):
 ])
 def test_bad_trajectories_end_with_their_stop_reason(world, policy_args, cfg_kwargs, reason):
   w, retriever, chat = world
-  cfg = RolloutConfig(samples=1, **cfg_kwargs)
+  cfg = plain(samples=1, **cfg_kwargs)
   trajs = rollout(_fixed_policy(chat, *policy_args), chat, retriever, w.splits["dev"][:3], cfg,
                   session_factory=ScriptedSession)
   assert [t.stop_reason for t in trajs] == [reason] * 3
@@ -241,7 +247,7 @@ def test_bad_trajectories_end_with_their_stop_reason(world, policy_args, cfg_kwa
 def test_a_trajectory_at_its_step_budget_is_asked_for_the_answer(world):
   w, retriever, chat = world
   policy = _fixed_policy(chat, "<QUERY> Who founded it ?", "Who")
-  cfg = RolloutConfig(samples=1, max_steps=2, answer_at_budget=True)
+  cfg = plain(samples=1, max_steps=2, answer_at_budget=True)
   trajs = rollout(policy, chat, retriever, w.splits["dev"][:3], cfg, session_factory=ScriptedSession)
   for t in trajs:
     assert (t.stop_reason, t.answer, len(t.steps)) == ("answered", "Who", 2)
@@ -253,7 +259,7 @@ def test_a_trajectory_at_its_step_budget_is_asked_for_the_answer(world):
 def test_a_search_whose_results_overflow_the_cache_is_followed_by_the_answer(world):
   w, retriever, chat = world
   policy = _fixed_policy(chat, "<QUERY> Who founded it ?", "Who")
-  cfg = RolloutConfig(samples=1, max_steps=50, capacity=160, answer_at_budget=True)
+  cfg = plain(samples=1, max_steps=50, capacity=160, answer_at_budget=True)
   for t in rollout(policy, chat, retriever, w.splits["dev"][:3], cfg, session_factory=ScriptedSession):
     assert (t.stop_reason, t.answer) == ("answered", "Who") and t.steps[-1].retrieved_ids == []
     assert all(s.retrieved_ids for s in t.steps[:-1]) and len(t.tokens) <= 160
@@ -262,7 +268,7 @@ def test_a_search_whose_results_overflow_the_cache_is_followed_by_the_answer(wor
 def test_the_instruction_is_the_system_turn_of_every_trajectory(world):
   w, retriever, chat = world
   policy = _fixed_policy(chat, "<QUERY> Who founded it ?")
-  cfg = RolloutConfig(samples=1, max_steps=1, instruction="exsearch")
+  cfg = plain(samples=1, max_steps=1, instruction="exsearch")
   (t,) = rollout(policy, chat, retriever, w.splits["dev"][:1], cfg, session_factory=ScriptedSession)
   assert t.tokens[:t.prompt_length] == chat.prompt(tj.question_turn(t.question), tj.INSTRUCTIONS["exsearch"])
   assert not any(t.loss_mask[:t.prompt_length])
@@ -276,7 +282,7 @@ def test_an_answer_cut_by_its_token_budget_still_counts(world):
     if "please give the final answer" in text:
       return chat.encode("Who " * 100)
     return chat.encode("<FACT> born <FINAL>") if tj.SEARCH in text else policy(row, history)
-  trajs = rollout(answers_forever, chat, retriever, w.splits["dev"][:2], RolloutConfig(samples=1, answer_tokens=8),
+  trajs = rollout(answers_forever, chat, retriever, w.splits["dev"][:2], plain(samples=1, answer_tokens=8),
                   session_factory=ScriptedSession)
   assert [(t.stop_reason, t.answer) for t in trajs] == [("answered", "Who " * 7 + "Who")] * 2  # its 8 tokens
   assert [(len(t.steps), t.steps[0].fact) for t in trajs] == [(1, "born")] * 2
@@ -291,7 +297,7 @@ def test_fuzzed_token_streams_never_crash_the_loop(world):
   def noise(row, history):
     return [rng.choice(specials) if rng.random() < 0.3 else rng.randrange(vocab) for _ in range(rng.randint(1, 40))]
 
-  trajs = rollout(noise, chat, retriever, w.splits["train"][:40], RolloutConfig(samples=4, max_steps=4, capacity=512),
+  trajs = rollout(noise, chat, retriever, w.splits["train"][:40], plain(samples=4, max_steps=4, capacity=512),
                   session_factory=ScriptedSession)
   assert len(trajs) == 160
   assert {t.stop_reason for t in trajs} <= {"answered", "unparseable", "step_budget", "length", "truncated"}
@@ -307,7 +313,7 @@ def _tiny_decoder(chat, mesh=None):
 def test_real_decoder_rollout_is_seeded_and_equal_on_8_devices(world):
   from exsearch_jax.sharding import make_mesh
   w, retriever, chat = world
-  cfg = RolloutConfig(samples=2, max_steps=2, step_tokens=12, answer_tokens=6, capacity=256, batch_rows=8,
+  cfg = plain(samples=2, max_steps=2, step_tokens=12, answer_tokens=6, capacity=256, batch_rows=8,
                       temperature=1.0, top_p=0.95, seed=5)
   questions = w.splits["dev"][:6]
   one = rollout(_tiny_decoder(chat), chat, retriever, questions, cfg)
@@ -338,7 +344,7 @@ def test_continuing_after_appended_text_equals_recomputing(world):
 def test_an_untrained_model_under_the_grammar_writes_parseable_trajectories(world):
   """Random weights and sampling at temperature 1: every turn still parses, and none is cut off."""
   w, retriever, chat = world
-  cfg = RolloutConfig(samples=4, max_steps=3, step_tokens=12, answer_tokens=6, capacity=512, batch_rows=16,
+  cfg = plain(samples=4, max_steps=3, step_tokens=12, answer_tokens=6, capacity=512, batch_rows=16,
                       temperature=1.0, top_p=1.0, constrained=True, answer_at_budget=True, seed=2)
   trajs = rollout(_tiny_decoder(chat), chat, retriever, w.splits["dev"][:8], cfg)
   assert {t.stop_reason for t in trajs} == {"answered"}

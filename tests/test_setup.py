@@ -5,6 +5,7 @@ import os
 import pytest
 
 from exsearch_jax.config import get_config
+from exsearch_jax.config_check import typed
 from exsearch_jax.em import setup
 from exsearch_jax.errors import ConfigError
 from exsearch_jax.retrieval import read_corpus
@@ -14,11 +15,13 @@ HOTPOT = os.path.join(FIXTURES, "qa", "hotpotqa", "hotpot_dev_distractor_v1.json
 NQ = os.path.join(FIXTURES, "qa", "nq_open", "NQ-open.dev.jsonl")
 
 
-def _files(fmt="hotpotqa", **data):
+def _files(fmt="hotpotqa", retrieval=None, **data):
+  """The run config (checked and typed, as every run sees it) for benchmark files."""
   cfg = get_config("smollm2_135m")
-  cfg.data.update({**dict(world_size="", format=fmt, train=HOTPOT, dev=HOTPOT), **data})
+  cfg.data.update({**dict(source="files", format=fmt, train=HOTPOT, dev=HOTPOT), **data})
+  cfg.retrieval.update(retrieval or {})
   cfg.em.seed_trajectories = 2
-  return cfg
+  return typed(cfg)
 
 
 def test_seeds_default_to_the_first_train_questions_with_a_decomposition(tmp_path):
@@ -50,15 +53,13 @@ def test_chat_seeds_and_impossible_data_configs(tmp_path):
 
 
 def test_index_kind_auto_is_bm25_on_the_world_and_dense_on_real_text():
-  world = get_config("smollm2_135m")
+  world = typed(get_config("smollm2_135m"))
   assert setup.index_kind(world) == "bm25" and setup.index_kind(_files()) == "scann"
-  cfg = _files()
-  cfg.retrieval.kind = "faiss"
+  assert setup.index_kind(_files(retrieval=dict(kind="exact"))) == "exact"
   with pytest.raises(ConfigError, match="config.retrieval.kind='faiss'"):
-    setup.index_kind(cfg)
-  cfg.retrieval.kind = "remote"
-  with pytest.raises(ConfigError, match="needs config.retrieval.url"):
-    setup.load_retriever(cfg, "", "")
+    _files(retrieval=dict(kind="faiss"))
+  with pytest.raises(ConfigError, match="config.retrieval.url: must be set"):
+    _files(retrieval=dict(kind="remote"))
 
 
 def test_balanced_seeds_take_each_question_kind_in_turn():
@@ -75,7 +76,7 @@ def test_balanced_world_seeds_are_not_sampled_by_em(tmp_path):
   cfg = get_config("smollm2_135m")
   cfg.data.update(world_size="demo", dev_limit=10)
   cfg.em.update(seed_trajectories=40, seed_balance=True)
-  data = setup.load_data(cfg, str(tmp_path))
+  data = setup.load_data(typed(cfg), str(tmp_path))
   kinds = {}
   for q in data.seeds:
     kinds[q["type"], q["hops"]] = kinds.get((q["type"], q["hops"]), 0) + 1

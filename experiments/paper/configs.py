@@ -40,7 +40,7 @@ def get_config(name: str):
   c.mesh.train.update(train_mesh)
   c.mesh.sample.update(sample_mesh)
   c.target.update(dict(accelerator=accelerator, devices=devices))
-  c.data.update(dict(world_size="", format="hotpotqa", train="/path/to/hotpot_train_v1.1.json",
+  c.data.update(dict(source="files", format="hotpotqa", train="/path/to/hotpot_train_v1.1.json",
                      dev="/path/to/hotpot_dev_distractor_v1.json"))
   # the paper: 8 samples, <= 20 steps, top-10 retrieved, top-3 shown, 64 tokens per turn, T 0.8, p 0.95; the
   # instruction as in the reference, no grammar mask (a 7B instruct model follows the protocol)

@@ -17,7 +17,7 @@ import dataclasses
 import json
 import os
 import time
-from typing import Callable, Optional
+from typing import Any, Callable, Optional
 
 import numpy as np
 from absl import logging
@@ -32,7 +32,7 @@ from exsearch_jax.errors import ConfigError
 from exsearch_jax.eval.runner import bootstrap_gain, evaluate, per_question_correct
 from exsearch_jax.eval import html_report
 from exsearch_jax.sampling.chat import ChatFormat
-from exsearch_jax.sampling.rollout import RolloutConfig, rollout
+from exsearch_jax.sampling.rollout import rollout
 from exsearch_jax.sharding import host_local_copy, sampling_meshes
 
 
@@ -78,22 +78,19 @@ def phases(cfg) -> list[Phase]:
 class EMRun:
   def __init__(self, cfg, workdir: str, mesh=None, progress: bool = True):
     """`mesh`: the training mesh (None: one device); sampling then uses `cfg.mesh.sample` on each process."""
-    from exsearch_jax.config_check import validate, writable_directory
-    validate(cfg)
+    from exsearch_jax.config_check import typed, writable_directory
+    cfg = typed(cfg)
     self.cfg, self.workdir, self.mesh = cfg, workdir, mesh
     self.progress = progress and distributed.is_primary()
     self.sample_meshes = sampling_meshes(cfg.mesh.sample) if mesh is not None else None
     shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
     for name in ("train", "warmup", "stage0"):
-      batch_size = _batch_size(cfg, cfg[name])
+      batch_size = cfg.batch_size(name)
       rows = batch_size // cfg.train.micro_batches
       if batch_size % cfg.train.micro_batches or rows % shards:
         raise ConfigError(f"{name}.batch_size / train.micro_batches = {batch_size} / {cfg.train.micro_batches} must "
                           f"be a whole number of rows per micro-batch and a multiple of the training mesh's "
                           f"data x fsdp = {shards}")
-    if (cfg.stage0.examples or cfg.warmup.stage0_mix) and not cfg.data.world_size:
-      raise ConfigError("stage0.examples and warmup.stage0_mix make reading tasks from the synthetic world's "
-                        "schema; set them to 0 for benchmark files (config.data.world_size is empty)")
     writable_directory(workdir)
     with distributed.primary_first("exsearch-setup"):  # on a shared disk the others reuse what process 0 built
       self.data = setup.load_data(cfg, workdir)
@@ -107,7 +104,7 @@ class EMRun:
     model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
     self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh,
                            trainable_layers=cfg.train.trainable_layers, remat=cfg.train.remat)
-    self.rollout_cfg = RolloutConfig(**cfg.rollout.to_dict(), seed=cfg.seed)
+    self.rollout_cfg = cfg.rollout
     self.checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
     self.log = report.MetricsLog(workdir, enabled=distributed.is_primary())
     self.passages = {p.id: {"title": p.title, "text": p.text} for p in getattr(self.retriever, "passages", [])}
@@ -146,8 +143,8 @@ class EMRun:
     phase, iteration, key = current.kind, current.iteration, str(current)
     cfg, tc = self.cfg, self.cfg.train
     examples = self._examples(phase, iteration)
-    section = {"stage0": cfg.stage0, "warmup": cfg.warmup}.get(phase, tc)
-    epochs, peak, batch_size = section.epochs, section.learning_rate, _batch_size(cfg, section)
+    section = cfg.phase(phase)
+    epochs, peak, batch_size = section.epochs, section.learning_rate, cfg.batch_size(phase)
     total = sequences.steps_per_run(examples, batch_size, epochs)
     start = position["step"] if position.get("phase") == key else 0
     if start == 0 and tc.reset_optimizer:
@@ -291,7 +288,7 @@ class EMRun:
     if not distributed.is_primary():
       return {"table": "", "evals": []}
     rows = report.latest_per_iteration(self.log.read("eval"))
-    out = {"table": report.table(rows), "evals": rows}
+    out: dict[str, Any] = {"table": report.table(rows), "evals": rows}
     if len(rows) > 1:
       first = np.load(os.path.join(self.workdir, "eval", str(rows[0]["iteration"]), "correct.npy"), allow_pickle=False)
       last = np.load(os.path.join(self.workdir, "eval", str(rows[-1]["iteration"]), "correct.npy"), allow_pickle=False)
@@ -304,11 +301,6 @@ class EMRun:
 
   def params(self):
     return self.trainer.state.params
-
-
-def _batch_size(cfg, section) -> int:
-  """A training phase's batch size: its section's own `batch_size`, or `train.batch_size` when 0 or absent."""
-  return section.get("batch_size") or cfg.train.batch_size
 
 
 def _bar(total: int, start: int, desc: str, enabled: bool):

@@ -7,7 +7,6 @@ be parsed, runs out of steps or out of cache ends with its stop reason; nothing 
 """
 from __future__ import annotations
 
-import dataclasses
 import zlib
 from typing import Optional, Sequence
 
@@ -15,45 +14,11 @@ from absl import logging
 
 from exsearch_jax import trajectory as tj
 from exsearch_jax.trajectory import SearchStep, Trajectory  # noqa: F401  (Trajectory: the rollout's product)
+from exsearch_jax.config_schema import POLICIES, RolloutConfig  # noqa: F401  (re-exported: the rollout config)
 from exsearch_jax.errors import ConfigError
 from exsearch_jax.sampling import engine
 from exsearch_jax.sampling import grammar as gm
 from exsearch_jax.sampling.chat import ChatFormat
-
-
-@dataclasses.dataclass(frozen=True)
-class RolloutConfig:
-  samples: int = 4            # trajectories per question (paper: 8)
-  max_steps: int = 6          # searches per trajectory (paper: 20)
-  retrieve_k: int = 10        # passages retrieved per sub-query (paper: 10)
-  shown: int = 3              # passages shown to the model (paper: 3)
-  step_tokens: int = 64       # new tokens per assistant turn (paper: 64)
-  answer_tokens: int = 32
-  capacity: int = 2048        # KV-cache slots per trajectory
-  batch_rows: int = 64        # trajectories decoded together
-  temperature: float = 0.8
-  top_p: float = 0.95
-  top_k: int = 0
-  instruction: str = "none"   # `trajectory.INSTRUCTIONS` name told before the question (system turn)
-  constrained: bool = False   # opening tags written for the model and a grammar mask on its step turns
-  answer_at_budget: bool = False  # a search past max_steps, or one whose results overflow the cache: ask the answer
-  policy: str = "model"       # who writes the search turns: `POLICIES` (the baselines script them)
-  rerank: bool = False        # the re-rank action: candidates' titles first, the model orders them (trajectory.py)
-  seed: int = 0
-
-  def __post_init__(self):
-    if self.policy not in POLICIES:
-      raise ConfigError(f"unknown rollout policy {self.policy!r}; choose one of {sorted(POLICIES)}")
-
-
-# Who writes the search turns (the model always writes the answer):
-POLICIES = {
-    "model": "the model writes every turn (EXSEARCH)",
-    "question": "the first query is the question itself, the model writes the rest (with max_steps=1 and "
-                "answer_at_budget: retrieve once with the question, then answer, as standard RAG does)",
-    "oracle": "every search turn is the question's gold decomposition (sub-query and fact), the model writes the "
-              "answer: an upper bound on search",
-}
 
 
 def row_seed(seed: int, question_id: str, sample: int) -> int:
@@ -148,8 +113,8 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
                             seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows])
   session.extend([r.traj.tokens for r in rows])
   while not all(r.done for r in rows):
-    scripts = {i: _scripted_turn(r, chat, cfg) for i, r in enumerate(rows) if not r.done}
-    scripts = {i: s for i, s in scripts.items() if s is not None}
+    turns = {i: _scripted_turn(r, chat, cfg) for i, r in enumerate(rows) if not r.done}
+    scripts = {i: s for i, s in turns.items() if s is not None}
     budgets = [0 if r.done or i in scripts else cfg.answer_tokens if r.answering else cfg.step_tokens
                for i, r in enumerate(rows)]
     tokens, logprobs, reasons = [[] for _ in rows], [[] for _ in rows], [0] * len(rows)
