@@ -72,3 +72,32 @@ def test_top_k_and_top_p_restrict_the_support():
 def test_empty_prompt_is_an_error(model):
   with pytest.raises(ValueError, match="at least one token"):
     generate(model, [[1], []], 4)
+
+
+@pytest.mark.parametrize("shards", [1, 8])
+def test_shared_prompts_are_prefilled_once_and_sample_as_if_prefilled_apart(model, shards):
+  """`DecodeSession.start`: the K samples of a question share their prompt; it is computed once and the cache
+  rows copied, and every row then samples exactly what it samples when each prompt is prefilled on its own."""
+  from exsearch_jax.sampling.engine import DecodeSession
+  sharding = None
+  if shards > 1:  # rows over 8 devices, as the rollout places them
+    from exsearch_jax.sharding import batch_sharding, make_mesh
+    mesh = make_mesh({"data": 8})
+    model, sharding = init_model(CONFIG, mesh=mesh, seed=0), batch_sharding(mesh)
+  prompts = [[1, 2, 3, 4, 5]] * 4 + [[9, 8]] * 4 + [[7, 6, 5, 4, 3, 2, 1]] * 3
+  seeds = list(range(100, 100 + len(prompts)))
+
+  def rounds(prefill):
+    session = DecodeSession(model, len(prompts), 64, seeds, sharding=sharding, shards=shards)
+    prefill(session)
+    first = session.decode([8] * len(prompts), temperature=1.0)
+    session.extend([[11, 12]] * len(prompts))  # a turn appended to every row, then more sampling
+    return session, first.tokens + session.decode([8] * len(prompts), temperature=1.0).tokens
+
+  shared, got = rounds(lambda s: s.start(prompts))
+  apart, expected = rounds(lambda s: s.extend(prompts))
+  assert got == expected
+  assert shared.prefill_tokens == {"requested": 4 * 5 + 4 * 2 + 3 * 7, "computed": 5 + 2 + 7}
+  np.testing.assert_array_equal(np.asarray(shared.cache.lengths), np.asarray(apart.cache.lengths))
+  with pytest.raises(ValueError, match="already holds tokens"):
+    shared.start(prompts)

@@ -50,6 +50,8 @@ class ScriptedSession:
     for r, tokens in enumerate(appends):
       self.history[r] += tokens or []
 
+  start = extend
+
   def room(self, r):
     return self.capacity - len(self.history[r])
 

@@ -137,6 +137,15 @@ def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
   return _constrain(cache, sharding), jnp.where((count > 0)[:, None], logits[:, 0], last)
 
 
+@functools.partial(jax.jit, static_argnames=("sharding",))
+def _copy_rows(cache, last, source, live, *, sharding):
+  """Row r of the result is row `source[r]` of (cache, last); rows not `live` are left empty."""
+  compiles["count"] += 1
+  cache = jax.tree.map(lambda x: x[source], cache)
+  cache = dataclasses.replace(cache, lengths=jnp.where(live, cache.lengths, 0))
+  return _constrain(cache, sharding), last[source]
+
+
 class _SamplingState(NamedTuple):
   """The decode loop's carry: one row per trajectory."""
   cache: object            # KVCache, every row's keys and values so far
@@ -227,7 +236,7 @@ class DecodeSession:
   def __init__(self, model: Decoder, rows: int, capacity: int, seeds: Sequence[int], sharding=None, shards: int = 1):
     self.graphdef, self.state = nnx.split(model)
     self.rows = -(-bucket(rows, minimum=1) // shards) * shards  # idle rows pad to a size every shard divides
-    self.capacity, self.sharding = int(capacity), sharding
+    self.capacity, self.sharding, self.shards = int(capacity), sharding, shards
     if len(seeds) != rows:
       raise ValueError(f"need one seed per row ({rows}), got {len(seeds)}")
     seeds = list(seeds) + [0] * (self.rows - rows)
@@ -235,7 +244,8 @@ class DecodeSession:
     self.cache = _new_cache(self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding)
     self.last = jnp.zeros((self.rows, model.config.vocab_size), jnp.float32)
     self.lengths = np.zeros(self.rows, np.int64)  # host mirror of the cache lengths
-    self._grammar = None  # (TurnGrammar, its tables on device), uploaded once per session
+    self._grammar: Optional[tuple] = None  # (TurnGrammar, its tables on device), uploaded once per session
+    self.prefill_tokens = {"requested": 0, "computed": 0}  # prompt tokens of `start`: asked for, computed
 
   def extend(self, appends: Sequence[Optional[Sequence[int]]]):
     """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
@@ -251,6 +261,36 @@ class DecodeSession:
     self.cache, self.last = _extend(self.graphdef, self.state, self.cache, self.last, ids, mask,
                                     sharding=self.sharding)
 
+  def start(self, prompts: Sequence[Sequence[int]]):
+    """Prefills each row's first tokens into this fresh session. Rows with the same prompt (the samples of one
+    question) are prefilled once, in a smaller batch, and their cache rows copied (vLLM's prefix caching, for
+    whole prompts); `prefill_tokens` counts the prompt tokens asked for and those computed."""
+    if self.lengths.any():
+      raise ValueError("start: the session already holds tokens; use extend")
+    first: dict[tuple, int] = {}
+    source = [first.setdefault(tuple(p), len(first)) for p in prompts]
+    unique = list(first)
+    self.prefill_tokens["requested"] += sum(len(p) for p in prompts)
+    self.prefill_tokens["computed"] += sum(len(p) for p in unique)
+    if len(unique) == len(prompts):
+      self.extend(prompts)
+      return
+    batch = -(-bucket(len(unique), minimum=1) // self.shards) * self.shards
+    width = _prefill_width(max((len(p) for p in unique), default=1))
+    ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
+    for r, tokens in enumerate(unique):
+      if len(tokens) > self.capacity:
+        raise ValueError(f"a prompt of {len(tokens)} tokens exceeds the cache capacity {self.capacity}")
+      ids[r, :len(tokens)], mask[r, :len(tokens)] = tokens, True
+    cache = _new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
+    last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
+    cache, last = _extend(self.graphdef, self.state, cache, last, ids, mask, sharding=self.sharding)
+    rows = np.zeros(self.rows, np.int32)
+    rows[:len(source)] = source
+    live = np.arange(self.rows) < len(prompts)
+    self.cache, self.last = _copy_rows(cache, last, rows, live, sharding=self.sharding)
+    self.lengths[:len(prompts)] = [len(p) for p in prompts]
+
   def room(self, r: int) -> int:
     return int(self.capacity - self.lengths[r])
 
@@ -265,8 +305,9 @@ class DecodeSession:
     budget[:len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
     max_new = bucket(int(budget.max(initial=1)), minimum=8)
     eos = np.asarray(list(eos_token_ids), np.int32).reshape(-1)
-    automaton = None
+    automaton: Optional[tuple] = None
     if grammar is not None:
+      assert states is not None, "a grammar needs each row's automaton state"
       if self._grammar is None or self._grammar[0] is not grammar:
         self._grammar = (grammar, *map(jnp.asarray, (grammar.allowed, grammar.transition, grammar.to_end,
                                                      grammar.half_spent)))

@@ -111,7 +111,7 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
   rerank_prefix = chat.encode(tj.RERANK)
   session = session_factory(model, len(rows), cfg.capacity, sharding=sharding, shards=shards,
                             seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows])
-  session.extend([r.traj.tokens for r in rows])
+  session.start([r.traj.tokens for r in rows])  # a question's samples share their prompt: prefilled once
   while not all(r.done for r in rows):
     turns = {i: _scripted_turn(r, chat, cfg) for i, r in enumerate(rows) if not r.done}
     scripts = {i: s for i, s in turns.items() if s is not None}
