@@ -1,12 +1,13 @@
 """How every launcher ends on bad input: one line on stderr naming what is wrong, and exit status 2.
 
 `cli.run(main)` replaces `absl.app.run(main)`. The project's errors (`ExsearchError`: bad files, configs,
-checkpoints) and flag errors (an unknown preset, a config file that raises, a malformed `--config.x=v`) become
-`error: <message>`; `--verbosity=1` or `EXSEARCH_TRACEBACK=1` shows the traceback instead. Any other exception
-is a bug and keeps its traceback.
+checkpoints), flag errors (an unknown preset, a config file that raises, a malformed `--config.x=v`) and a
+full disk become `error: <message>`; `--verbosity=1` or `EXSEARCH_TRACEBACK=1` shows the traceback instead.
+Any other exception is a bug and keeps its traceback.
 """
 from __future__ import annotations
 
+import errno
 import os
 import re
 import sys
@@ -17,6 +18,18 @@ from absl import app, flags
 from exsearch_jax.errors import ExsearchError
 
 EXIT_BAD_INPUT = 2
+DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # no space, over quota, file over the size limit
+
+
+def _disk_full(error: Optional[BaseException]) -> Optional[OSError]:
+  """The OSError saying the disk is full, wherever it is in `error`'s chain (orbax and tensorstore wrap it)."""
+  seen: set[int] = set()
+  while error is not None and id(error) not in seen:
+    seen.add(id(error))
+    if isinstance(error, OSError) and error.errno in DISK_FULL:
+      return error
+    error = error.__cause__ or error.__context__
+  return None
 
 
 def _tracebacks() -> bool:
@@ -92,5 +105,11 @@ def run(main: Callable) -> None:
       if _tracebacks():
         raise
       fail(str(e))
+    except Exception as e:  # pylint: disable=broad-except  (only a full disk is turned into one line)
+      full = _disk_full(e)
+      if full is None or _tracebacks():
+        raise
+      fail(f"{full.filename or 'writing a file'}: {full.strerror or 'disk full'}: free space (or use another "
+           "--workdir) and rerun the same command; a run resumes from its last complete checkpoint")
 
   app.run(guarded, flags_parser=_parse)

@@ -140,3 +140,26 @@ def test_unknown_asset():
 def test_config_values_are_checked_before_any_work(args, needles):
   _one_line(_launch("launch/train.py", "--workdir=/tmp/exsearch-never-used", *args), *needles)
 
+
+def test_an_index_built_with_another_encoder_is_refused(tmp_path):
+  """A prebuilt dense index whose embeddings come from another encoder than config.retrieval.encoder: one line
+  naming both, before any model is loaded (queries and passages would live in different spaces)."""
+  import json
+  import shutil
+  from exsearch_jax.assets import resolve_checkpoint
+  other = tmp_path / "minilm-finetuned"
+  shutil.copytree(resolve_checkpoint("asset:all-minilm-l6-v2"), other)
+  config = json.loads((other / "config.json").read_text())
+  (other / "config.json").write_text(json.dumps({**config, "_name_or_path": "a fine-tuned copy"}))
+  corpus, dev = tmp_path / "corpus.jsonl", tmp_path / "dev.jsonl"
+  corpus.write_text("".join(json.dumps({"id": f"p{i}", "title": f"T{i}", "text": f"passage {i}"}) + "\n"
+                            for i in range(4)))
+  dev.write_text(json.dumps({"id": "1", "question": "q?", "golden_answers": ["a"]}) + "\n")
+  built = _launch("launch/build_index.py", f"--corpus={corpus}", f"--out={tmp_path}/ix", "--index=exact",
+                  f"--encoder={other}")
+  assert built.returncode == 0, built.stderr[-2000:]
+  out = _launch("launch/eval.py", "--config=exsearch_jax/config.py:smollm2_135m", f"--workdir={tmp_path}/w",
+                "--model=asset:smollm2-135m-instruct", "--config.data.source=files", "--config.data.format=flashrag",
+                f"--config.data.dev={dev}", f"--config.data.corpus={corpus}",
+                f"--config.retrieval.index_dir={tmp_path}/ix")
+  _one_line(out, "meta.json", "built with encoder", "refusing asset:all-minilm-l6-v2")

@@ -1,6 +1,7 @@
 """Crash-safe writes (exsearch_jax/atomic.py): a process rewriting an index, a checkpoint or a saved model is
 killed with SIGKILL at 10 seeded random moments each; after every kill what is on disk is a complete version
 (or nothing yet), and a rerun ends with the same result as an uninterrupted run."""
+import functools
 import os
 import signal
 import subprocess
@@ -142,3 +143,51 @@ def test_replaced_file_keeps_the_old_version_when_writing_fails(tmp_path):
       f.write("new, half")
       raise RuntimeError("disk full")
   assert open(path, encoding="utf-8").read() == "old" and os.listdir(tmp_path) == ["x.txt"]
+
+
+FULL_DISK = r"""
+import errno, runpy, sys
+import orbax.checkpoint as ocp
+fail_at, saves, real_save = int(sys.argv[1]), [], ocp.CheckpointManager.save
+
+def save(self, step, *args, **kwargs):  # the disk fills up during the fail_at-th checkpoint
+  saves.append(step)
+  if len(saves) == fail_at:
+    raise OSError(errno.ENOSPC, "No space left on device", f"{self.directory}/{step}")
+  return real_save(self, step, *args, **kwargs)
+
+ocp.CheckpointManager.save = save
+sys.argv = sys.argv[2:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_rerun_ends_equal(tmp_path):
+  """The launcher stops with one line naming the file and what to do; the same command, rerun with space, resumes
+  from the last complete checkpoint and ends with the parameters of an uninterrupted run of the same command."""
+  from exsearch_jax.models import from_pretrained
+
+  def command(workdir):
+    return [os.path.join(ROOT, "launch", "train.py"), "--config=tests/tiny_config.py", f"--workdir={workdir}"]
+
+  env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1", PYTHONPATH=ROOT)
+  run = functools.partial(subprocess.run, capture_output=True, text=True, env=env, cwd=ROOT, timeout=900)
+  whole = run([sys.executable, *command(tmp_path / "whole")])
+  assert whole.returncode == 0, whole.stderr[-2000:]
+  full = run([sys.executable, "-c", FULL_DISK, "5", *command(tmp_path / "full")])
+  lines = [line for line in full.stderr.splitlines() if line.startswith("error:")]
+  assert full.returncode == 2 and "Traceback" not in full.stderr, full.stderr[-2000:]
+  assert len(lines) == 1 and "No space left on device" in lines[0] and "rerun the same command" in lines[0]
+  assert "checkpoints" in lines[0]
+  rerun = run([sys.executable, *command(tmp_path / "full")])
+  assert rerun.returncode == 0, rerun.stderr[-2000:]
+  assert "resuming" in rerun.stdout + rerun.stderr
+  expected, resumed = (from_pretrained(str(tmp_path / name / "final_model")) for name in ("whole", "full"))
+  for a, b in zip(jax.tree.leaves(_params(expected)), jax.tree.leaves(_params(resumed))):
+    np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def _params(model):
+  from flax import nnx
+  return nnx.state(model, nnx.Param)

@@ -149,27 +149,24 @@ class EMRun:
     start = position["step"] if position.get("phase") == key else 0
     if start == 0 and tc.reset_optimizer:
       self.trainer.reset_optimizer()
-    bar = _bar(total, start, key, self.progress)
     losses = []
-    for step, batch in sequences.batches(examples, batch_size, tc.micro_batches, tc.max_length, cfg.seed,
-                                         _ORDER_STREAM.get(phase, iteration), epochs, start):
-      lr = learning_rate(step, total, peak, tc.warmup_ratio)
-      metrics = self.trainer.update(batch, lr)
-      losses.append(metrics["loss"])
-      if metrics["skipped"]:
-        logging.warning("%s step %d: non-finite loss or gradient; update skipped", key, step)
-      if bar is not None:
+    with _bar(total, start, key, self.progress) as bar:  # closed on an error too: its message starts a line
+      for step, batch in sequences.batches(examples, batch_size, tc.micro_batches, tc.max_length, cfg.seed,
+                                           _ORDER_STREAM.get(phase, iteration), epochs, start):
+        lr = learning_rate(step, total, peak, tc.warmup_ratio)
+        metrics = self.trainer.update(batch, lr)
+        losses.append(metrics["loss"])
+        if metrics["skipped"]:
+          logging.warning("%s step %d: non-finite loss or gradient; update skipped", key, step)
         bar.set_postfix(loss=f"{metrics['loss']:.3f}")
         bar.update(1)
-      if (step + 1) % 10 == 0 or step + 1 == total:
-        self.log.write(dict(kind="train", phase=key, step=step + 1, lr=lr, tokens=batch.real_tokens, **metrics),
-                       self.trainer.state.step)
-      if (step + 1) % tc.checkpoint_every == 0 and step + 1 < total:
-        self._save(position, phase=key, step=step + 1)
-        if halt_at == (key, step + 1):
-          raise RunHalted(f"halted at {key} step {step + 1}")
-    if bar is not None:
-      bar.close()
+        if (step + 1) % 10 == 0 or step + 1 == total:
+          self.log.write(dict(kind="train", phase=key, step=step + 1, lr=lr, tokens=batch.real_tokens, **metrics),
+                         self.trainer.state.step)
+        if (step + 1) % tc.checkpoint_every == 0 and step + 1 < total:
+          self._save(position, phase=key, step=step + 1)
+          if halt_at == (key, step + 1):
+            raise RunHalted(f"halted at {key} step {step + 1}")
     logging.info("%s: %d steps, mean loss %.4f", key, total, float(np.mean(losses)) if losses else float("nan"))
 
   # ---- E-step and evaluation -------------------------------------------------------------------
@@ -304,7 +301,5 @@ class EMRun:
 
 
 def _bar(total: int, start: int, desc: str, enabled: bool):
-  if not enabled:
-    return None
   from tqdm import tqdm
-  return tqdm(total=total, initial=start, desc=desc, unit="step")
+  return tqdm(total=total, initial=start, desc=desc, unit="step", disable=not enabled)

@@ -116,11 +116,11 @@ def load_retriever(cfg, corpus_path: str, workdir: str, mesh=None):
   if r.kind == "remote":  # a running server (ours, Search-R1's or ColBERT's); the corpus is the server's business
     return retrieval.connect(r.url, r.protocol, timeout=r.timeout, retries=r.retries)
   if r.index_dir:
-    return retrieval.load(r.index_dir, corpus_path=corpus_path)
+    return retrieval.load(r.index_dir, corpus_path=corpus_path, encoder=r.encoder)  # refuses another encoder's
   kind = index_kind(cfg)
   out = os.path.join(workdir, f"index_{kind}")
   if os.path.exists(os.path.join(out, "meta.json")):
-    return retrieval.load(out, corpus_path=corpus_path)
+    return retrieval.load(out, corpus_path=corpus_path, encoder=r.encoder)
   return retrieval.build(corpus_path, out, kind=kind, encoder=r.encoder, progress=True, mesh=mesh)
 
 

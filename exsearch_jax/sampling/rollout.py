@@ -211,16 +211,12 @@ def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: 
   sharding = batch_sharding(mesh) if mesh is not None else None
   shards = 1 if mesh is None else mesh.shape["data"] * mesh.shape["fsdp"]
   chunk = cfg.batch_rows
-  bar = None
-  if progress:
-    from tqdm import tqdm
-    bar = tqdm(total=len(rows), desc="rollout", unit="traj")
   before = engine.compiles["count"]
-  for start in range(0, len(rows), chunk):
-    _rollout_chunk(model, chat, retriever, rows[start:start + chunk], cfg, sharding, shards, bar,
-                   session_factory, grammar)
-  if bar is not None:
-    bar.close()
+  from tqdm import tqdm
+  with tqdm(total=len(rows), desc="rollout", unit="traj", disable=not progress) as bar:  # closed on errors too
+    for start in range(0, len(rows), chunk):
+      _rollout_chunk(model, chat, retriever, rows[start:start + chunk], cfg, sharding, shards,
+                     bar if progress else None, session_factory, grammar)
   logging.info("rollout: %d trajectories, %d new compiled programs", len(rows), engine.compiles["count"] - before)
   return [r.traj for r in rows]
 
