@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from typing import Any, Callable, ClassVar, Mapping, Optional
+from typing import Any, Callable, ClassVar, Mapping, Optional, cast
 
 from exsearch_jax.errors import ConfigError
 
@@ -150,8 +150,7 @@ DATA_SOURCES = ("world", "files")
 
 
 def _world_size(v) -> Optional[str]:
-  problem = choice(_choices("exsearch_jax.data.world", "SIZES"))(v)
-  return problem and problem + ("; benchmark files are config.data.source=files" if v == "" else "")
+  return choice(_choices("exsearch_jax.data.world", "SIZES"))(v)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -168,6 +167,13 @@ class DataConfig(Section):
   seeds: str = field("", text)   # empty = the first train questions with a gold decomposition
   seeds_format: str = field("", choice(lambda: ("", "messages", *_choices("exsearch_jax.data", "FORMATS")())))
   dev_limit: int = field(0, integer())  # keep the first N dev questions; 0 = all
+
+  @classmethod
+  def from_dict(cls, values: Mapping[str, Any], **runtime) -> "DataConfig":
+    """The earlier spelling of benchmark files, an empty `world_size`, still means `source=files`."""
+    if "world_size" in values.keys() and values["world_size"] == "":
+      values = {**{k: values[k] for k in values.keys()}, "world_size": cls.world_size, "source": "files"}
+    return cast("DataConfig", super().from_dict(values, **runtime))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -59,7 +59,6 @@ def test_presets_pass_validation(name):
     ("em.iterations", True, r"config\.em\.iterations=True: must be an integer"),
     ("data.format", "csv", r"config\.data\.format='csv'"),
     ("data.world_size", "huge", r"config\.data\.world_size='huge'"),
-    ("data.world_size", "", r"config\.data\.world_size='': .*benchmark files are config\.data\.source=files"),
     ("data.source", "disk", r"config\.data\.source='disk': must be one of 'world', 'files'"),
     ("retrieval.kind", "faiss", r"config\.retrieval\.kind='faiss'"),
     ("retrieval.timeout", 0, r"config\.retrieval\.timeout=0"),
@@ -144,3 +143,15 @@ def test_world_tasks_with_benchmark_files_are_refused():
 def test_presets_are_a_registry():
   assert set(presets.PRESETS) == {"demo", "smollm2_135m", "qwen2_5_7b", "llama3_1_8b"}
   assert presets.get_config("smollm2_135m").model.checkpoint == "asset:smollm2-135m-instruct"
+
+
+def test_an_empty_world_size_still_means_benchmark_files():
+  """The earlier spelling (`--config.data.world_size=`) keeps working: it is `data.source=files`."""
+  from exsearch_jax.config_check import typed
+  cfg = presets.get_config("smollm2_135m")
+  cfg.data.world_size = ""
+  data = typed(cfg).data
+  assert data.source == "files" and data.world_size == "demo"
+  cfg.data.wrold = 1
+  with pytest.raises(ConfigError, match=r"config\.data\.wrold: unknown field"):
+    typed(cfg)
