@@ -26,3 +26,5 @@ def test_answer_scores_equal_the_full_forward_pass_and_respect_max_length():
   np.testing.assert_allclose(logp[[0, 2, 3, 4]], np.asarray(total), rtol=1e-5)
   np.testing.assert_array_equal(count[[0, 2, 3, 4]], np.asarray(n))
   assert count.tolist() == [3, 0, 7, 1, 6]          # the 70-token example is cut at 64: 6 of its 12 are scored
+  wide, _ = score(model, examples, rows=64, max_length=64)  # one partial chunk: 4 examples in 8 rows, not 64
+  np.testing.assert_allclose(wide[[0, 2, 3, 4]], logp[[0, 2, 3, 4]], rtol=1e-5)

@@ -41,9 +41,10 @@ def score(model, examples: Sequence, rows: int = 64, max_length: int = 4096) -> 
   graphdef, state = nnx.split(model)
   for start in range(0, len(present), rows):
     idx = present[start:start + rows]
-    batch = pack([examples[i] for i in idx], 1, rows, max_length)
+    height = min(rows, engine.bucket(len(idx), minimum=8))  # a last, partial chunk is not padded to `rows`
+    batch = pack([examples[i] for i in idx], 1, height, max_length)
     width = batch.tokens.shape[-1]
-    starts, ends = np.ones(rows, np.int32), np.ones(rows, np.int32)
+    starts, ends = np.ones(height, np.int32), np.ones(height, np.int32)
     for r, i in enumerate(idx):
       starts[r], ends[r] = _answer_start(examples[i]), min(len(examples[i].tokens), width)
     span = engine.bucket(int(max(ends - starts, default=1)), minimum=8)
