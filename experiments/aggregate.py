@@ -98,6 +98,30 @@ def comparison_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
   return "\n".join(lines)
 
 
+def gain_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
+  """Each run's dev EM gain from the warm-up to the last iteration, with its paired bootstrap interval over the
+  dev questions (how sure one seed's gain is), then the mean gain over seeds (how sure the method's is)."""
+  from exsearch_jax.eval.runner import bootstrap_gain
+  lines = ["| variant | seed | warm-up EM | last EM | gain | 95% paired bootstrap over questions |",
+           "|---|---|---|---|---|---|"]
+  for label, recs in by_variant(exp, records).items():
+    gains = []
+    for r in recs:
+      if 0 not in r.correct or len(r.correct) < 2:
+        continue
+      before = np.array([c == "1" for c in r.correct[0]], dtype=np.float64)
+      after = r.last_correct()
+      gain, (low, high) = (after.mean() - before.mean()) * 100, bootstrap_gain(before, after)
+      gains.append(gain)
+      lines.append(f"| {label} | {r.key.seed} | {before.mean() * 100:.1f} | {after.mean() * 100:.1f} | {gain:+.1f} | "
+                   f"{low:+.1f} .. {high:+.1f} |")
+    if len(gains) > 1:
+      mean, low, high = interval(gains)
+      lines.append(f"| {label} | mean of {len(gains)} | | | {mean:+.1f} | Student-t over seeds: {low:+.1f} .. "
+                   f"{high:+.1f} |")
+  return "\n".join(lines)
+
+
 def kinds_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
   """Correct dev answers by question kind, summed over seeds, at warm-up and at the last iteration."""
   groups = by_variant(exp, records)
@@ -150,6 +174,7 @@ def markdown(exp: Experiment, records: Sequence[RunRecord], size: str, commands:
            f"{len(records)} run{'s' * (len(records) != 1)}, {minutes:.1f} min of wall time; intervals are 95% "
            "Student-t over seeds.", "",
            "## Dev scores per iteration", "", scores_table(exp, records), "",
+           "## Gain over the warm-up", "", gain_table(exp, records), "",
            f"## Against `{exp.reference_label}` at the last iteration", "", comparison_table(exp, records), "",
            "## Correct dev answers by question kind (summed over seeds)", "", kinds_table(exp, records), "",
            f"![{exp.name}]({exp.name}.png)", "", "## How to rerun", "", "```"] + list(commands) + ["```", "",

@@ -141,6 +141,18 @@ def test_scores_table_kinds_table_and_plot(tmp_path):
   assert (tmp_path / "p.png").stat().st_size > 10_000
 
 
+def test_gain_table_gives_each_seed_its_bootstrap_and_the_seeds_their_interval():
+  exp = catalog.get("weighting")
+  records = [_record("code", s, [10, 20]) for s in range(2)]
+  for r, last in zip(records, ("1" * 30 + "0" * 70, "1" * 40 + "0" * 60)):
+    r.correct = {0: "1" * 10 + "0" * 90, 1: last}
+  table = aggregate.gain_table(exp, records)
+  assert "| code | 0 | 10.0 | 30.0 | +20.0 |" in table and "| code | 1 | 10.0 | 40.0 | +30.0 |" in table
+  assert "| code | mean of 2 | | | +25.0 | Student-t over seeds: -38.5 .. +88.5 |" in table
+  low, high = (float(x) for x in table.splitlines()[2].split("|")[6].split(".."))
+  assert 10 < low < 20 < high < 30  # 20 of 100 questions turned right: the interval holds the gain, not 0
+
+
 def test_record_serialises_to_json():
   r = _record("code", 0, [1, 2])
   assert sweep.RunRecord.from_json(json.loads(json.dumps(r.to_json()))) == r
