@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # every case starts a launcher process (a few seconds each)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -83,6 +83,7 @@ def _search(retriever):
   return [[h.id for h in hits] for hits in retriever.search(["founded company", "river city", "born"], 5)]
 
 
+@pytest.mark.slow  # ten processes killed and rerun
 def test_an_index_killed_while_rebuilt_is_the_old_or_the_new_one(corpus, tmp_path):
   from exsearch_jax import retrieval
   expected = _search(retrieval.build(corpus, str(tmp_path / "reference"), kind="bm25", progress=False))
@@ -95,6 +96,7 @@ def test_an_index_killed_while_rebuilt_is_the_old_or_the_new_one(corpus, tmp_pat
   assert not [p for p in os.listdir(tmp_path) if ".tmp-" in p or ".old-" in p]
 
 
+@pytest.mark.slow  # ten processes killed and rerun
 def test_a_model_killed_while_saved_loads_whole(corpus, tmp_path):
   from exsearch_jax.models import from_pretrained, save_pretrained
   reference = [np.asarray(x) for x in jax.tree.leaves(tiny_model())]
@@ -108,6 +110,7 @@ def test_a_model_killed_while_saved_loads_whole(corpus, tmp_path):
   assert all(np.array_equal(np.asarray(a), b) for a, b in zip(jax.tree.leaves(from_pretrained(out)), reference))
 
 
+@pytest.mark.slow  # ten processes killed and rerun
 def test_a_checkpoint_killed_while_saved_restores(corpus, tmp_path):
   from exsearch_jax.checkpoint import RunCheckpoints
   from exsearch_jax.em.train_step import Trainer, make_optimizer
