@@ -86,6 +86,7 @@ def torch_step(model, lr, eps=1e-8):
     optimizer.zero_grad(set_to_none=True)
     return {"loss": loss.item(), "grad_norm": grad_norm.item()}
 
+  step.optimizer = optimizer  # for a checkpoint of the whole training state
   return step
 
 
