@@ -2,6 +2,7 @@
 devices (one killed mid-run, then resumed) reaching the parameters of one 8-device process, and
 the others' bounded, clear exit when a process dies or fails."""
 import json
+import math
 import os
 import signal
 import socket
@@ -171,8 +172,14 @@ def test_two_processes_killed_and_resumed_equal_one_process(tiny_run, tmp_path):
   assert set(ours) == set(theirs)
   for name in ours:
     np.testing.assert_allclose(ours[name], theirs[name], rtol=0, atol=1e-6, err_msg=name)
-  records = _records(multi)
-  assert records == _records(single) and set(records) == {("eval", 0), ("estep", 1), ("eval", 1)}
+  records, reference_records = _records(multi), _records(single)
+  assert set(records) == set(reference_records) == {("eval", 0), ("estep", 1), ("eval", 1)}
+  for key, record in records.items():  # E-step scores: each process scores its share in a batch of its own
+    expected = reference_records[key]    # height, so its statistics may be a few ulps apart; evaluations equal
+    assert record.keys() == expected.keys(), key
+    for field, value in record.items():
+      close = isinstance(value, float) and key[0] == "estep" and math.isclose(value, expected[field], rel_tol=1e-5)
+      assert close or value == expected[field], (key, field, value, expected[field])
   estep = records["estep", 1]
   assert estep["trajectories"] == 24 and estep["examples"] > 0  # both processes' shares, and something to learn
   assert os.path.getsize(os.path.join(multi, "estep", "1", "trajectories.html")) > 0
