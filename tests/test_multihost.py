@@ -22,6 +22,8 @@ from exsearch_jax.models import DecoderConfig, init_model
 from exsearch_jax.sharding import host_local_copy, make_mesh, sampling_meshes, train_mesh
 from tests.tiny_config import get_config as tiny_config
 
+pytestmark = pytest.mark.slow  # process groups over gloo: seconds to minutes each
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TRAIN = [sys.executable, os.path.join(ROOT, "launch", "train.py")]
 WORKER = [sys.executable, "-m", "tests.multihost_worker"]
@@ -145,7 +147,6 @@ def _records(workdir: str) -> dict:
           if r["kind"] in ("estep", "eval")}
 
 
-@pytest.mark.slow
 def test_two_processes_killed_and_resumed_equal_one_process(tiny_run, tmp_path):
   """One EM iteration from the tiny run's model: rollout of each process's share, weights, two M-steps with
   a hybrid (ICI x DCN) mesh, checkpoints. The 8-device reference is a process group of one, so it uses the

@@ -66,6 +66,7 @@ def test_unknown_route_and_unreachable_server(served):
     RetrieverClient("http://127.0.0.1:9", timeout=2).search(["q"], 1)
 
 
+@pytest.mark.slow  # runs the load benchmark's clients for seconds
 def test_load_benchmark_runs_and_bad_clients_are_answered(tmp_path):
   """benchmarks/server_load.py end to end at a tiny size (its numbers are measured elsewhere, not asserted here)."""
   import json
