@@ -42,6 +42,11 @@ def _parse(body: bytes) -> tuple[list[str], int]:
   return queries, k
 
 
+class _Server(ThreadingHTTPServer):
+  """Its listen backlog holds a burst of connections (the default 5 refuses clients beyond it under load)."""
+  request_queue_size = 256
+
+
 def make_server(retriever, host: str = "127.0.0.1", port: int = 8000,
                 max_body_bytes: int = MAX_BODY_BYTES) -> ThreadingHTTPServer:
   lock = threading.Lock()  # one batched search at a time: the index and jitted encoder are not re-entrant
@@ -85,7 +90,7 @@ def make_server(retriever, host: str = "127.0.0.1", port: int = 8000,
     def log_message(self, fmt, *args):  # quiet by default; the launcher logs requests itself
       pass
 
-  server = ThreadingHTTPServer((host, port), Handler)
+  server = _Server((host, port), Handler)
   server.daemon_threads = True  # a stalled client never keeps the process alive at shutdown
   return server
 
