@@ -59,6 +59,7 @@ def test_token_by_token_decoding_equals_full_forward(window):
   assert list(np.asarray(cache.lengths)) == [12, 12]
 
 
+@pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
 def test_padded_batches_decode_like_unpadded_rows():
   """Rows of lengths 9, 5, 2 prefilled left-padded, then right-padded, then continued token by token."""
   model = init_model(_tiny(), seed=4)

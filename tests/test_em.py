@@ -80,6 +80,7 @@ def test_masked_tokens_get_zero_gradient():
   assert rows[[8, 9, 10]].tolist() == [0.0, 0.0, 0.0] and (rows[[5, 6, 7]] > 0).all()
 
 
+@pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
 def test_equal_weights_equal_plain_sft():
   examples = _examples(8)
   batch = S.pack(examples, 1, 8, 64)
@@ -143,6 +144,7 @@ def test_zero_weight_rows_and_micro_batches_do_not_change_the_step():
     np.testing.assert_allclose(np.asarray(a), np.asarray(b), rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
 def test_sharded_train_step_equals_single_device():
   examples = _examples(16, seed=4)
   batch = S.pack(examples, 2, 8, 64)

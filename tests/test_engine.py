@@ -22,6 +22,7 @@ def _greedy_reference(model, prompt, n):
   return seq[len(prompt):]
 
 
+@pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
 def test_greedy_equals_argmax_of_full_forward(model):
   prompts = [[1, 2, 3, 4, 5, 6, 7], [9], [10, 11, 12]]
   got = generate(model, prompts, max_new_tokens=10)
