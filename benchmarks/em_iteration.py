@@ -137,7 +137,8 @@ def main():
   retriever = retrieval.build(corpus, os.path.join(work, "bm25"), kind="bm25", progress=False)
   logging.getLogger("bm25s").setLevel(logging.WARNING)  # a stop-word-only sub-query is an empty BM25 query
   questions = world.splits["train"][:args.questions]
-  cfg = dataclasses.replace(typed(get_config()).rollout, samples=args.samples, max_steps=args.max_steps,
+  run_config = typed(get_config())
+  cfg = dataclasses.replace(run_config.rollout, samples=args.samples, max_steps=args.max_steps,
                             batch_rows=args.questions * args.samples)
   torch_factory = functools.partial(TorchSession, pad_token_id=pad)
   print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, torch "
@@ -170,7 +171,7 @@ def main():
   phases["scoring", "batched"] = phases["scoring", "reference"] = Phase(time.perf_counter() - start, len(examples),
                                                                         torch_tokens)
 
-  layers = typed(get_config()).train.trainable_layers  # the run's: the top layers and the final norm
+  layers = run_config.train.trainable_layers  # the run's: the top layers and the final norm
   trainer = Trainer(ours, make_optimizer(0.0, 1.0), None, trainable_layers=layers)
   frozen = [reference.model.embed_tokens, *reference.model.layers[:len(reference.model.layers) - layers]]
   for module in frozen:

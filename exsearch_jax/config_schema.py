@@ -313,12 +313,6 @@ class TargetConfig(Section):
   devices: int = field(0, integer())
 
 
-SECTIONS: dict[str, type[Section]] = dict(
-    model=ModelConfig, mesh=MeshConfig, generation=GenerationConfig, data=DataConfig, retrieval=RetrievalConfig,
-    rollout=RolloutConfig, em=EMConfig, train=TrainConfig, warmup=WarmupConfig, stage0=Stage0Config,
-    eval=EvalConfig, target=TargetConfig)
-
-
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """A whole run: the seed and every section, checked across sections too."""
@@ -370,3 +364,8 @@ class RunConfig:
   def batch_size(self, kind: str) -> int:
     """A training phase's batch size: its own, or train.batch_size when 0."""
     return self.phase(kind).batch_size or self.train.batch_size
+
+
+# name -> record of every section: RunConfig's fields are the one list of them
+SECTIONS: dict[str, type[Section]] = {f.name: cast(type[Section], f.default_factory)
+                                      for f in dataclasses.fields(RunConfig) if f.name != "seed"}
