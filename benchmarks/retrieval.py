@@ -10,6 +10,7 @@ using every core: one warm-up call each (compiles excluded), then `--rounds` int
 from other processes hits both sides alike; best round per side. PyTorch runs at batch 16, 32 (its
 default) and 64 and the ratio is against its fastest; ours runs at its default batch size.
 """
+
 import argparse
 import os
 import time
@@ -28,10 +29,12 @@ def _best_of(fn, repeats=3):
 
 
 def _texts(n):
-  path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data",
-                      "wiki_sample_1000.jsonl")
+  path = os.path.join(
+      os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "data", "wiki_sample_1000.jsonl"
+  )
   if os.path.exists(path):
     from exsearch_jax.retrieval import read_corpus
+
     return [p.contents for p in read_corpus(path)][:n]
   return [f"Passage {i} about the history of the town number {i % 97} and its people." for i in range(n)]
 
@@ -42,6 +45,7 @@ def encoder_benchmark(n_passages, rounds):
 
   from exsearch_jax.assets import asset_path
   from exsearch_jax.models.encoder import TextEncoder
+
   texts = _texts(n_passages)
   ours = TextEncoder.from_pretrained(asset_path("all-minilm-l6-v2"))
   theirs = SentenceTransformer(asset_path("all-minilm-l6-v2"), device="cpu")
@@ -58,11 +62,15 @@ def encoder_benchmark(n_passages, rounds):
       best[name] = min(best[name], time.perf_counter() - start)
   rate = {name: len(texts) / t for name, t in best.items()}
   torch_name = max((name for name in rate if name != "ours"), key=rate.get)
-  print(f"encoder on {len(texts)} passages (max_seq_length {ours.config.max_seq_length}, torch threads "
-        f"{torch.get_num_threads()}, best of {rounds} interleaved rounds): "
-        + ", ".join(f"{name} {r:.1f}/s" for name, r in rate.items()))
-  print(f"encoder: ours {rate['ours']:.1f} passages/s (batch {ours.batch_size}), PyTorch sentence-transformers "
-        f"{rate[torch_name]:.1f} passages/s ({torch_name}), ratio {rate['ours'] / rate[torch_name]:.2f}x")
+  print(
+      f"encoder on {len(texts)} passages (max_seq_length {ours.config.max_seq_length}, torch threads "
+      f"{torch.get_num_threads()}, best of {rounds} interleaved rounds): "
+      + ", ".join(f"{name} {r:.1f}/s" for name, r in rate.items())
+  )
+  print(
+      f"encoder: ours {rate['ours']:.1f} passages/s (batch {ours.batch_size}), PyTorch sentence-transformers "
+      f"{rate[torch_name]:.1f} passages/s ({torch_name}), ratio {rate['ours'] / rate[torch_name]:.2f}x"
+  )
 
 
 def main():
@@ -102,8 +110,10 @@ def main():
   t_jax = _best_of(lambda: exact.search(queries, 10))
   t_scann = _best_of(lambda: scann.search(queries, 10))
   opts = default_options(args.n)
-  print(f"{args.n} x 384 clustered vectors, {args.queries} queries, k=10; ScaNN {opts['num_leaves']} leaves / "
-        f"{opts['num_leaves_to_search']} searched, AH + reorder {opts['reorder']}, built in {build_s:.1f}s")
+  print(
+      f"{args.n} x 384 clustered vectors, {args.queries} queries, k=10; ScaNN {opts['num_leaves']} leaves / "
+      f"{opts['num_leaves_to_search']} searched, AH + reorder {opts['reorder']}, built in {build_s:.1f}s"
+  )
   print(f"{'method':>12} {'QPS':>10} {'vs numpy':>9} {'recall@10':>10}")
   for name, t, r in (("numpy exact", t_np, 1.0), ("jax exact", t_jax, 1.0), ("scann", t_scann, recall)):
     print(f"{name:>12} {args.queries / t:>10.0f} {t_np / t:>8.1f}x {r:>10.3f}")

@@ -10,6 +10,7 @@ latency and errors of the good clients, the bad requests' status codes, and the 
 before and after. The stated bound: with the bad clients the good clients' p99 stays
 within 2x of theirs alone, and none of their requests fails.
 """
+
 import argparse
 import http.client
 import json
@@ -41,8 +42,12 @@ def _free_port() -> int:
 def _start_server(index_dir: str, port: int) -> subprocess.Popen:
   """launch/serve_retriever.py in its own process (its own GIL), ready when /health answers."""
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  proc = subprocess.Popen([sys.executable, os.path.join(root, "launch", "serve_retriever.py"), f"--index={index_dir}",
-                           f"--port={port}"], cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+  proc = subprocess.Popen(
+      [sys.executable, os.path.join(root, "launch", "serve_retriever.py"), f"--index={index_dir}", f"--port={port}"],
+      cwd=root,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.DEVNULL,
+  )
   deadline = time.time() + 300
   while time.time() < deadline:
     try:
@@ -96,7 +101,7 @@ def _bad_client(port, kind, stop, statuses):
         for i in range(len(body)):
           if stop.is_set():
             break
-          conn.send(body[i:i + 1])
+          conn.send(body[i : i + 1])
           time.sleep(1.0)
       statuses.append((kind, conn.getresponse().status))
     except (OSError, http.client.HTTPException) as e:
@@ -108,11 +113,15 @@ def _bad_client(port, kind, stop, statuses):
 
 def run_level(port, queries, clients, seconds, batch, k, bad):
   stop, latencies, errors, statuses = threading.Event(), [], [], []
-  threads = [threading.Thread(target=_good_client, args=(port, queries, batch, k, stop, latencies, errors, i))
-             for i in range(clients)]
+  threads = [
+      threading.Thread(target=_good_client, args=(port, queries, batch, k, stop, latencies, errors, i))
+      for i in range(clients)
+  ]
   if bad:
-    threads += [threading.Thread(target=_bad_client, args=(port, kind, stop, statuses))
-                for kind in ("malformed", "oversized", "trickle")]
+    threads += [
+        threading.Thread(target=_bad_client, args=(port, kind, stop, statuses))
+        for kind in ("malformed", "oversized", "trickle")
+    ]
   for t in threads:
     t.start()
   time.sleep(seconds)
@@ -120,10 +129,16 @@ def run_level(port, queries, clients, seconds, batch, k, bad):
   for t in threads:
     t.join(timeout=5)
   lat = np.array(latencies) * 1000
-  return {"clients": clients, "bad": bad, "requests": len(latencies), "qps": len(latencies) * batch / seconds,
-          "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
-          "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"), "errors": len(errors),
-          "bad_statuses": sorted({f"{kind}:{s}" for kind, s in statuses})}
+  return {
+      "clients": clients,
+      "bad": bad,
+      "requests": len(latencies),
+      "qps": len(latencies) * batch / seconds,
+      "p50_ms": float(np.percentile(lat, 50)) if len(lat) else float("nan"),
+      "p99_ms": float(np.percentile(lat, 99)) if len(lat) else float("nan"),
+      "errors": len(errors),
+      "bad_statuses": sorted({f"{kind}:{s}" for kind, s in statuses}),
+  }
 
 
 def main():
@@ -137,6 +152,7 @@ def main():
   args = parser.parse_args()
   from exsearch_jax import retrieval
   from exsearch_jax.data import world as W
+
   with tempfile.TemporaryDirectory() as tmp:
     world = W.make_world(0, "demo")
     corpus = W.write_world(world, tmp)["corpus"]
@@ -154,18 +170,24 @@ def main():
       rss_after = _rss_mb(server.pid)
     finally:
       server.kill()
-  print(f"\n{args.index} index, {len(retriever.passages)} passages, {args.batch} queries per request, k={args.k}, "
-        f"{args.seconds:g} s per row; server process RSS {rss_before:.0f} -> {rss_after:.0f} MB\n")
+  print(
+      f"\n{args.index} index, {len(retriever.passages)} passages, {args.batch} queries per request, k={args.k}, "
+      f"{args.seconds:g} s per row; server process RSS {rss_before:.0f} -> {rss_after:.0f} MB\n"
+  )
   print("| clients | bad clients | queries/s | p50 ms | p99 ms | errors | bad requests answered |")
   print("|---|---|---|---|---|---|---|")
   for r in rows:
-    print(f"| {r['clients']} | {'3' if r['bad'] else '0'} | {r['qps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
-          f"| {r['errors']} | {', '.join(r['bad_statuses']) or '-'} |")
+    print(
+        f"| {r['clients']} | {'3' if r['bad'] else '0'} | {r['qps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} "
+        f"| {r['errors']} | {', '.join(r['bad_statuses']) or '-'} |"
+    )
   for alone, mixed in zip(rows[0::2], rows[1::2]):
     ratio = mixed["p99_ms"] / alone["p99_ms"] if alone["p99_ms"] > 0 else float("nan")
-    print(f"{alone['clients']} clients: p99 with bad clients / alone = {ratio:.2f}x "
-          f"({'within' if ratio <= 2 and mixed['errors'] == 0 else 'OUTSIDE'} the 2x bound, "
-          f"{mixed['errors']} good-client errors)")
+    print(
+        f"{alone['clients']} clients: p99 with bad clients / alone = {ratio:.2f}x "
+        f"({'within' if ratio <= 2 and mixed['errors'] == 0 else 'OUTSIDE'} the 2x bound, "
+        f"{mixed['errors']} good-client errors)"
+    )
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
       json.dump({"rows": rows, "rss_mb": [rss_before, rss_after]}, f, indent=1)

@@ -8,6 +8,7 @@ does. The turn grammar (`sampling/grammar.py`) is applied as a `LogitsProcessor`
 state per row, the half-budget switch, a token only if the turn can still end in the tokens left), so both
 sides sample from the same constrained distribution.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -51,9 +52,10 @@ class RowStops(StoppingCriteria):
     self.budgets = list(budgets)
 
   def __call__(self, input_ids, scores, **kwargs) -> torch.BoolTensor:
-    ids = input_ids[:, self.prompt_width:].tolist()
-    return torch.tensor([_end(row, self.stops, self.eos, budget)[0] for row, budget in zip(ids, self.budgets)],
-                        device=input_ids.device)
+    ids = input_ids[:, self.prompt_width :].tolist()
+    return torch.tensor(
+        [_end(row, self.stops, self.eos, budget)[0] for row, budget in zip(ids, self.budgets)], device=input_ids.device
+    )
 
 
 def _end(tokens: list, stops: list, eos: set, budget: int) -> tuple[int, int]:
@@ -61,7 +63,7 @@ def _end(tokens: list, stops: list, eos: set, budget: int) -> tuple[int, int]:
   for n in range(1, len(tokens) + 1):
     if tokens[n - 1] in eos:
       return n, engine.EOS
-    if any(tokens[max(0, n - len(s)):n] == s for s in stops):
+    if any(tokens[max(0, n - len(s)) : n] == s for s in stops):
       return n, engine.STOP
     if n >= budget:
       return n, engine.BUDGET
@@ -71,14 +73,15 @@ def _end(tokens: list, stops: list, eos: set, budget: int) -> tuple[int, int]:
 class TorchSession:
   """`engine.DecodeSession`'s interface over a transformers model: histories on the host, `generate` per call."""
 
-  def __init__(self, model, rows: int, capacity: int, seeds: Sequence[int], sharding=None, shards: int = 1,
-               pad_token_id: int = 0):
+  def __init__(
+      self, model, rows: int, capacity: int, seeds: Sequence[int], sharding=None, shards: int = 1, pad_token_id: int = 0
+  ):
     del sharding, shards
     self.model, self.capacity, self.pad = model, int(capacity), pad_token_id
     self.history: list[list[int]] = [[] for _ in range(rows)]
     self.generator_seed = int(seeds[0]) if len(seeds) else 0
     self.generated_tokens = 0  # tokens generate computed, padding rows included
-    self.encoded_tokens = 0    # prompt tokens generate re-encoded
+    self.encoded_tokens = 0  # prompt tokens generate re-encoded
 
   def start(self, prompts: Sequence[Sequence[int]]):
     self.extend(prompts)
@@ -90,8 +93,17 @@ class TorchSession:
   def room(self, r: int) -> int:
     return self.capacity - len(self.history[r])
 
-  def decode(self, budgets: Sequence[int], temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
-             stop=(), eos_token_ids: Sequence[int] = (), grammar=None, states=None) -> engine.Round:
+  def decode(
+      self,
+      budgets: Sequence[int],
+      temperature: float = 0.0,
+      top_p: float = 1.0,
+      top_k: int = 0,
+      stop=(),
+      eos_token_ids: Sequence[int] = (),
+      grammar=None,
+      states=None,
+  ) -> engine.Round:
     live = [r for r, b in enumerate(budgets) if b > 0]
     tokens, logprobs, reasons = [[] for _ in budgets], [[] for _ in budgets], [0] * len(budgets)
     if not live:
@@ -110,11 +122,20 @@ class TorchSession:
     self.generator_seed += 1
     with torch.no_grad():
       out = self.model.generate(
-          input_ids=ids, attention_mask=mask, do_sample=temperature > 0, temperature=temperature or None,
-          top_p=top_p if temperature > 0 else None, top_k=top_k or None, max_new_tokens=max(live_budgets),
-          logits_processor=processors, pad_token_id=self.pad, eos_token_id=list(eos_token_ids) or None,
+          input_ids=ids,
+          attention_mask=mask,
+          do_sample=temperature > 0,
+          temperature=temperature or None,
+          top_p=top_p if temperature > 0 else None,
+          top_k=top_k or None,
+          max_new_tokens=max(live_budgets),
+          logits_processor=processors,
+          pad_token_id=self.pad,
+          eos_token_id=list(eos_token_ids) or None,
           stopping_criteria=StoppingCriteriaList([RowStops(stops, eos_token_ids, live_budgets, width)]),
-          output_scores=True, return_dict_in_generate=True)
+          output_scores=True,
+          return_dict_in_generate=True,
+      )
     new = out.sequences[:, width:].tolist()
     scores = torch.stack(out.scores, 1).float().log_softmax(-1) if out.scores else None
     self.generated_tokens += len(live) * len(new[0]) if new else 0
@@ -123,7 +144,6 @@ class TorchSession:
       n, why = _end(new[i], [list(s) for s in stops if len(s)], set(eos_token_ids), live_budgets[i])
       n = n or len(new[i])
       tokens[r], reasons[r] = new[i][:n], why or engine.BUDGET
-      logprobs[r] = ([] if scores is None else
-                     scores[i, np.arange(n), torch.tensor(new[i][:n])].tolist())
+      logprobs[r] = [] if scores is None else scores[i, np.arange(n), torch.tensor(new[i][:n])].tolist()
       self.history[r] += tokens[r][:-1]  # the engine's convention: the last token comes with the next extend
     return engine.Round(tokens, logprobs, reasons)

@@ -4,6 +4,7 @@ the reference variant, paired by seed, with the difference called not significan
 Intervals are Student-t intervals over seeds (the runs are the unit: the demo's warm-up alone moves EM by
 several points between seeds), so three seeds give wide intervals; that is the honest width.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,8 +16,15 @@ from experiments.catalog import Experiment
 from experiments.sweep import RunRecord
 
 # (record key, column title, digits); "bound" is the E-step's GEM bound, known from iteration 1 on
-CURVES = (("em", "EM", 1), ("f1", "F1", 1), ("acc", "Acc", 1), ("recall@5", "R@5", 2), ("precision@5", "P@5", 2),
-          ("mean_steps", "searches", 2), ("log_marginal_bound", "GEM bound", 3))
+CURVES = (
+    ("em", "EM", 1),
+    ("f1", "F1", 1),
+    ("acc", "Acc", 1),
+    ("recall@5", "R@5", 2),
+    ("precision@5", "P@5", 2),
+    ("mean_steps", "searches", 2),
+    ("log_marginal_bound", "GEM bound", 3),
+)
 
 
 def interval(values: Sequence[float]) -> tuple[float, float, float]:
@@ -28,6 +36,7 @@ def interval(values: Sequence[float]) -> tuple[float, float, float]:
   if len(values) < 2:
     return mean, float("nan"), float("nan")
   from scipy import stats
+
   half = float(stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values)))
   return mean, mean - half, mean + half
 
@@ -51,8 +60,9 @@ def _value(record: RunRecord, iteration: int, key: str) -> float:
 
 def by_variant(exp: Experiment, records: Sequence[RunRecord]) -> dict[str, list[RunRecord]]:
   """Records grouped by variant in the experiment's order (variants with no finished run left out)."""
-  out = {v.label: sorted([r for r in records if r.key.variant == v.label], key=lambda r: r.key.seed)
-         for v in exp.variants}
+  out = {
+      v.label: sorted([r for r in records if r.key.variant == v.label], key=lambda r: r.key.seed) for v in exp.variants
+  }
   return {k: v for k, v in out.items() if v}
 
 
@@ -65,8 +75,10 @@ def curve(records: Sequence[RunRecord], key: str) -> list[tuple[int, tuple]]:
 
 
 def scores_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
-  lines = ["| variant | seeds | iteration | " + " | ".join(title for _, title, _ in CURVES) + " |",
-           "|---" * (len(CURVES) + 3) + "|"]
+  lines = [
+      "| variant | seeds | iteration | " + " | ".join(title for _, title, _ in CURVES) + " |",
+      "|---" * (len(CURVES) + 3) + "|",
+  ]
   for label, recs in by_variant(exp, records).items():
     for it in iterations_of(recs):
       cells = [_cell(interval([_value(r, it, key) for r in recs]), digits) for key, _, digits in CURVES]
@@ -83,8 +95,10 @@ def comparison_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
   if ref not in groups or len(groups) < 2:
     return f"(needs finished runs of the reference variant {ref!r} and of another variant)"
   ref_em = {r.key.seed: r.evals[-1]["em"] for r in groups[ref]}
-  lines = [f"| variant | last-iteration EM | minus {ref} (paired by seed) | seeds | significant? |",
-           "|---|---|---|---|---|"]
+  lines = [
+      f"| variant | last-iteration EM | minus {ref} (paired by seed) | seeds | significant? |",
+      "|---|---|---|---|---|",
+  ]
   for label, recs in groups.items():
     own = _cell(interval([r.evals[-1]["em"] for r in recs]), 1)
     if label == ref:
@@ -92,8 +106,13 @@ def comparison_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
       continue
     diffs = [r.evals[-1]["em"] - ref_em[r.key.seed] for r in recs if r.key.seed in ref_em]
     mean, low, high = interval(diffs)
-    verdict = ("one seed: no interval" if len(diffs) < 2 else
-               "not significant (interval holds 0)" if low <= 0 <= high else "yes")
+    verdict = (
+        "one seed: no interval"
+        if len(diffs) < 2
+        else "not significant (interval holds 0)"
+        if low <= 0 <= high
+        else "yes"
+    )
     lines.append(f"| {label} | {own} | {_cell((mean, low, high), 1)} | {len(diffs)} | {verdict} |")
   return "\n".join(lines)
 
@@ -102,8 +121,11 @@ def gain_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
   """Each run's dev EM gain from the warm-up to the last iteration, with its paired bootstrap interval over the
   dev questions (how sure one seed's gain is), then the mean gain over seeds (how sure the method's is)."""
   from exsearch_jax.eval.runner import bootstrap_gain
-  lines = ["| variant | seed | warm-up EM | last EM | gain | 95% paired bootstrap over questions |",
-           "|---|---|---|---|---|---|"]
+
+  lines = [
+      "| variant | seed | warm-up EM | last EM | gain | 95% paired bootstrap over questions |",
+      "|---|---|---|---|---|---|",
+  ]
   for label, recs in by_variant(exp, records).items():
     gains = []
     for r in recs:
@@ -113,12 +135,15 @@ def gain_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
       after = r.last_correct()
       gain, (low, high) = (after.mean() - before.mean()) * 100, bootstrap_gain(before, after)
       gains.append(gain)
-      lines.append(f"| {label} | {r.key.seed} | {before.mean() * 100:.1f} | {after.mean() * 100:.1f} | {gain:+.1f} | "
-                   f"{low:+.1f} .. {high:+.1f} |")
+      lines.append(
+          f"| {label} | {r.key.seed} | {before.mean() * 100:.1f} | {after.mean() * 100:.1f} | {gain:+.1f} | "
+          f"{low:+.1f} .. {high:+.1f} |"
+      )
     if len(gains) > 1:
       mean, low, high = interval(gains)
-      lines.append(f"| {label} | mean of {len(gains)} | | | {mean:+.1f} | Student-t over seeds: {low:+.1f} .. "
-                   f"{high:+.1f} |")
+      lines.append(
+          f"| {label} | mean of {len(gains)} | | | {mean:+.1f} | Student-t over seeds: {low:+.1f} .. " f"{high:+.1f} |"
+      )
   return "\n".join(lines)
 
 
@@ -141,8 +166,10 @@ def kinds_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
 def plot(exp: Experiment, records: Sequence[RunRecord], path: str) -> None:
   """One panel per curve, one line per variant, the 95% interval over seeds shaded."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   groups = by_variant(exp, records)
   fig, axes = plt.subplots(2, 4, figsize=(14, 6), dpi=110)
   for ax, (key, title, _) in zip(axes.flat, CURVES):
@@ -162,22 +189,55 @@ def plot(exp: Experiment, records: Sequence[RunRecord], path: str) -> None:
   axes.flat[-1].legend(handles, labels, loc="center")
   fig.suptitle(f"{exp.name}: mean and 95% interval over seeds")
   from exsearch_jax.em.report import save_png
+
   save_png(fig, path)
 
 
 def markdown(exp: Experiment, records: Sequence[RunRecord], size: str, commands: Sequence[str], meta: dict) -> str:
   minutes = sum(r.minutes for r in records)
   m = meta.get("machine", {})
-  machine = (f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('devices')} {m.get('platform')} device(s), "
-             f"jax {m.get('jax')}")
-  parts = [f"# {exp.name} ({size})", "", exp.question, "",
-           f"{len(records)} run{'s' * (len(records) != 1)}, {minutes:.1f} min of wall time; intervals are 95% "
-           "Student-t over seeds.", "",
-           "## Dev scores per iteration", "", scores_table(exp, records), "",
-           "## Gain over the warm-up", "", gain_table(exp, records), "",
-           f"## Against `{exp.reference_label}` at the last iteration", "", comparison_table(exp, records), "",
-           "## Correct dev answers by question kind (summed over seeds)", "", kinds_table(exp, records), "",
-           f"![{exp.name}]({exp.name}.png)", "", "## How to rerun", "", "```"] + list(commands) + ["```", "",
-           f"Revision {meta.get('revision')}; {machine}; resolved configs in `configs/{size}/`, "
-           "one record per run in `runs.jsonl`.", ""]
+  machine = (
+      f"{m.get('cpu')}, {m.get('cores')} cores, {m.get('devices')} {m.get('platform')} device(s), "
+      f"jax {m.get('jax')}"
+  )
+  parts = (
+      [
+          f"# {exp.name} ({size})",
+          "",
+          exp.question,
+          "",
+          f"{len(records)} run{'s' * (len(records) != 1)}, {minutes:.1f} min of wall time; intervals are 95% "
+          "Student-t over seeds.",
+          "",
+          "## Dev scores per iteration",
+          "",
+          scores_table(exp, records),
+          "",
+          "## Gain over the warm-up",
+          "",
+          gain_table(exp, records),
+          "",
+          f"## Against `{exp.reference_label}` at the last iteration",
+          "",
+          comparison_table(exp, records),
+          "",
+          "## Correct dev answers by question kind (summed over seeds)",
+          "",
+          kinds_table(exp, records),
+          "",
+          f"![{exp.name}]({exp.name}.png)",
+          "",
+          "## How to rerun",
+          "",
+          "```",
+      ]
+      + list(commands)
+      + [
+          "```",
+          "",
+          f"Revision {meta.get('revision')}; {machine}; resolved configs in `configs/{size}/`, "
+          "one record per run in `runs.jsonl`.",
+          "",
+      ]
+  )
   return "\n".join(parts)

@@ -4,6 +4,7 @@ An experiment is data: which config it starts from, what each variant changes, w
 compared with, and which size overrides make its smoke version. `run.py` expands it into one normal EM run
 per (variant, seed), so every number comes from the same `EMRun` code as `launch/train.py`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -21,13 +22,34 @@ from experiments.provenance import ROOT
 SIZES = ("smoke", "full")
 
 # A few minutes of a tiny world: every phase of the loop runs, nothing is learned (CI checks the outputs).
-DEMO_SMOKE = {"data.world_size": "tiny", "data.dev_limit": 16, "stage0.examples": 48, "warmup.epochs": 2,
-              "em.iterations": 1, "em.questions_per_iteration": 8, "em.seed_trajectories": 8,
-              "rollout.samples": 2, "rollout.max_steps": 3, "rollout.batch_rows": 32, "train.checkpoint_every": 1000}
-SMOLLM2_SMOKE = {"data.dev_limit": 4, "em.iterations": 1, "em.questions_per_iteration": 2, "em.seed_trajectories": 2,
-                 "rollout.samples": 2, "rollout.max_steps": 2, "rollout.step_tokens": 16, "warmup.epochs": 1,
-                 "warmup.batch_size": 2, "train.batch_size": 2, "train.micro_batches": 1, "train.max_length": 512,
-                 "train.checkpoint_every": 1000}
+DEMO_SMOKE = {
+    "data.world_size": "tiny",
+    "data.dev_limit": 16,
+    "stage0.examples": 48,
+    "warmup.epochs": 2,
+    "em.iterations": 1,
+    "em.questions_per_iteration": 8,
+    "em.seed_trajectories": 8,
+    "rollout.samples": 2,
+    "rollout.max_steps": 3,
+    "rollout.batch_rows": 32,
+    "train.checkpoint_every": 1000,
+}
+SMOLLM2_SMOKE = {
+    "data.dev_limit": 4,
+    "em.iterations": 1,
+    "em.questions_per_iteration": 2,
+    "em.seed_trajectories": 2,
+    "rollout.samples": 2,
+    "rollout.max_steps": 2,
+    "rollout.step_tokens": 16,
+    "warmup.epochs": 1,
+    "warmup.batch_size": 2,
+    "train.batch_size": 2,
+    "train.micro_batches": 1,
+    "train.max_length": 512,
+    "train.checkpoint_every": 1000,
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,6 +59,7 @@ class Variant:
   With `evaluates` set, the arm trains nothing: it evaluates the last model of that other variant (same seed)
   on dev with its own rollout settings (the baselines: closed-book, retrieve once, gold decomposition), so its
   overrides may only change `rollout.*`."""
+
   label: str
   overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   evaluates: Optional[str] = None
@@ -46,19 +69,22 @@ class Variant:
     if not self.label.replace("_", "").replace("-", "").isalnum():
       raise ConfigError(f"variant label {self.label!r}: letters, digits, '_' and '-' only (it names a directory)")
     if self.evaluates and any(not k.startswith("rollout.") for k in self.overrides):
-      raise ConfigError(f"variant {self.label!r} evaluates {self.evaluates!r}'s model: it may set rollout.* fields "
-                        f"only, not {sorted(k for k in self.overrides if not k.startswith('rollout.'))}")
+      raise ConfigError(
+          f"variant {self.label!r} evaluates {self.evaluates!r}'s model: it may set rollout.* fields "
+          f"only, not {sorted(k for k in self.overrides if not k.startswith('rollout.'))}"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
 class Experiment:
   """A named set of runs. `base` is a preset name or a config file under experiments/configs."""
+
   name: str
-  question: str                     # what the experiment asks, one line (the first line of its results.md)
+  question: str  # what the experiment asks, one line (the first line of its results.md)
   base: str
   variants: tuple[Variant, ...]
   seeds: tuple[int, ...] = (0, 1, 2)
-  reference: Optional[str] = None   # the variant the others are compared with (None: the first)
+  reference: Optional[str] = None  # the variant the others are compared with (None: the first)
   smoke: Mapping[str, Any] = dataclasses.field(default_factory=lambda: dict(DEMO_SMOKE))
   minutes: Mapping[str, float] = dataclasses.field(default_factory=lambda: {"smoke": 1.0, "full": 13.0})  # per run
 
@@ -70,8 +96,10 @@ class Experiment:
       raise ConfigError(f"experiment {self.name}: reference {self.reference!r} is not one of its variants {labels}")
     for v in self.variants:
       if v.evaluates and (v.evaluates not in labels or self.variant(v.evaluates).evaluates):
-        raise ConfigError(f"experiment {self.name}: variant {v.label!r} evaluates {v.evaluates!r}, which is not one "
-                          "of its training variants")
+        raise ConfigError(
+            f"experiment {self.name}: variant {v.label!r} evaluates {v.evaluates!r}, which is not one "
+            "of its training variants"
+        )
 
   @property
   def reference_label(self) -> str:
@@ -96,6 +124,7 @@ class Experiment:
       apply_overrides(cfg, variant.smoke, f"{self.name}/{variant.label} smoke size")
     cfg.seed = seed
     from exsearch_jax.config_check import validate
+
     return validate(cfg)
 
 
@@ -129,39 +158,91 @@ def _demo(name: str, question: str, variants, **kw) -> Experiment:
   return Experiment(name=name, question=question, base="demo", variants=tuple(variants), **kw)
 
 
-EXPERIMENTS: dict[str, Experiment] = {e.name: e for e in (
-    _demo("iterations", "How do dev EM/F1/Acc, Recall@k, searches and the GEM bound move over EM iterations 0..5 "
-          "(the paper's Figure 1)?", [Variant("demo")]),
-    Experiment(name="iterations_smollm2", question="Does SmolLM2-135M-Instruct's dev EM on the world rise over EM "
-               "iterations, and on which question kinds?", base="experiments/configs/smollm2_world_balanced.py",
-               variants=(Variant("balanced"),), smoke=dict(SMOLLM2_SMOKE),
-               minutes={"smoke": 6.0, "full": 110.0}),
-    _demo("weighting", "Which E-step weighting learns best at equal compute: the paper's p(y|x,z), the reference "
-          "code's, uniform, rejection (correct only) or balanced?",
-          [Variant(s, {"em.weights": s}) for s in SCHEMES], reference="code"),
-    _demo("samples", "How much do more trajectories per question help at equal questions (K = 1, 2, 4, 8)?",
-          [Variant(f"k{k}", {"rollout.samples": k}) for k in (1, 2, 4, 8)], reference="k4",
-          minutes={"smoke": 1.0, "full": 16.0}),
-    _demo("warmup_size", "How many seed trajectories does the warm-up need (24, 96, 384)?",
-          [Variant(f"seeds{n}", {"em.seed_trajectories": n}, smoke={"em.seed_trajectories": n // 12})
-           for n in (24, 96, 384)], reference="seeds96"),
-    _demo("baselines", "Where does EXSEARCH stand between answering without evidence and searching with the gold "
-          "decomposition, with the same model? (The baselines evaluate the warm-up model.)",
-          [Variant("exsearch"), Variant("warmup_only", {"em.iterations": 0}),
-           Variant("closed_book", {"rollout.max_steps": 0, "rollout.answer_at_budget": True}, evaluates="warmup_only"),
-           Variant("single_shot", {"rollout.policy": "question", "rollout.max_steps": 1,
-                                   "rollout.answer_at_budget": True}, evaluates="warmup_only"),
-           Variant("oracle", {"rollout.policy": "oracle", "rollout.answer_at_budget": True}, evaluates="warmup_only")],
-          minutes={"smoke": 0.5, "full": 5.0}),
-    _demo("rerank", "Does the re-rank action (the paper's Zoo: the model orders the 10 candidates before the top 2 "
-          "are shown) help?", [Variant("none"), Variant("rerank", {"rollout.rerank": True, "rollout.capacity": 1024,
-                                                                   "train.max_length": 1024})],
-          minutes={"smoke": 1.0, "full": 18.0}),
-    _demo("retriever", "Does the retriever change what EM learns: BM25 against dense MiniLM with ScaNN or exact "
-          "search?", [Variant("bm25", {"retrieval.kind": "bm25"}), Variant("scann", {"retrieval.kind": "scann"}),
-                      Variant("exact", {"retrieval.kind": "exact"})], reference="bm25",
-          minutes={"smoke": 1.5, "full": 15.0}),
-)}
+EXPERIMENTS: dict[str, Experiment] = {
+    e.name: e
+    for e in (
+        _demo(
+            "iterations",
+            "How do dev EM/F1/Acc, Recall@k, searches and the GEM bound move over EM iterations 0..5 "
+            "(the paper's Figure 1)?",
+            [Variant("demo")],
+        ),
+        Experiment(
+            name="iterations_smollm2",
+            question="Does SmolLM2-135M-Instruct's dev EM on the world rise over EM "
+            "iterations, and on which question kinds?",
+            base="experiments/configs/smollm2_world_balanced.py",
+            variants=(Variant("balanced"),),
+            smoke=dict(SMOLLM2_SMOKE),
+            minutes={"smoke": 6.0, "full": 110.0},
+        ),
+        _demo(
+            "weighting",
+            "Which E-step weighting learns best at equal compute: the paper's p(y|x,z), the reference "
+            "code's, uniform, rejection (correct only) or balanced?",
+            [Variant(s, {"em.weights": s}) for s in SCHEMES],
+            reference="code",
+        ),
+        _demo(
+            "samples",
+            "How much do more trajectories per question help at equal questions (K = 1, 2, 4, 8)?",
+            [Variant(f"k{k}", {"rollout.samples": k}) for k in (1, 2, 4, 8)],
+            reference="k4",
+            minutes={"smoke": 1.0, "full": 16.0},
+        ),
+        _demo(
+            "warmup_size",
+            "How many seed trajectories does the warm-up need (24, 96, 384)?",
+            [
+                Variant(f"seeds{n}", {"em.seed_trajectories": n}, smoke={"em.seed_trajectories": n // 12})
+                for n in (24, 96, 384)
+            ],
+            reference="seeds96",
+        ),
+        _demo(
+            "baselines",
+            "Where does EXSEARCH stand between answering without evidence and searching with the gold "
+            "decomposition, with the same model? (The baselines evaluate the warm-up model.)",
+            [
+                Variant("exsearch"),
+                Variant("warmup_only", {"em.iterations": 0}),
+                Variant(
+                    "closed_book", {"rollout.max_steps": 0, "rollout.answer_at_budget": True}, evaluates="warmup_only"
+                ),
+                Variant(
+                    "single_shot",
+                    {"rollout.policy": "question", "rollout.max_steps": 1, "rollout.answer_at_budget": True},
+                    evaluates="warmup_only",
+                ),
+                Variant(
+                    "oracle", {"rollout.policy": "oracle", "rollout.answer_at_budget": True}, evaluates="warmup_only"
+                ),
+            ],
+            minutes={"smoke": 0.5, "full": 5.0},
+        ),
+        _demo(
+            "rerank",
+            "Does the re-rank action (the paper's Zoo: the model orders the 10 candidates before the top 2 "
+            "are shown) help?",
+            [
+                Variant("none"),
+                Variant("rerank", {"rollout.rerank": True, "rollout.capacity": 1024, "train.max_length": 1024}),
+            ],
+            minutes={"smoke": 1.0, "full": 18.0},
+        ),
+        _demo(
+            "retriever",
+            "Does the retriever change what EM learns: BM25 against dense MiniLM with ScaNN or exact " "search?",
+            [
+                Variant("bm25", {"retrieval.kind": "bm25"}),
+                Variant("scann", {"retrieval.kind": "scann"}),
+                Variant("exact", {"retrieval.kind": "exact"}),
+            ],
+            reference="bm25",
+            minutes={"smoke": 1.5, "full": 15.0},
+        ),
+    )
+}
 
 
 def get(name: str) -> Experiment:

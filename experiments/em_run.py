@@ -11,6 +11,7 @@ scores and correct answers by question kind per iteration, the EM gain with its 
 interval, minutes per phase, E-step statistics), em_curve.png, metrics.jsonl, the dev trajectories of the
 first and last evaluation as HTML, and provenance.json (command, resolved config, revision, machine).
 """
+
 import json
 import os
 import shutil
@@ -35,8 +36,14 @@ def _scores_table(evals: list) -> str:
   lines = ["| iteration | " + " | ".join(SCORES) + " |", "|---" * (len(SCORES) + 1) + "|"]
   for r in evals:
     name = "warm-up" if r["iteration"] == 0 else str(r["iteration"])
-    lines.append(f"| {name} | " + " | ".join(f"{r.get(k, float('nan')):.1f}" if k in ("em", "f1", "acc")
-                                            else f"{r.get(k, float('nan')):.2f}" for k in SCORES) + " |")
+    lines.append(
+        f"| {name} | "
+        + " | ".join(
+            f"{r.get(k, float('nan')):.1f}" if k in ("em", "f1", "acc") else f"{r.get(k, float('nan')):.2f}"
+            for k in SCORES
+        )
+        + " |"
+    )
   return "\n".join(lines)
 
 
@@ -63,8 +70,11 @@ def _estep_table(esteps: list) -> str:
   keys = ("correct_share", "valid_share", "examples", "effective_sample_size", "log_marginal_bound")
   lines = ["| iteration | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
   for r in esteps:
-    lines.append(f"| {r['iteration']} | " + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k])
-                                                      for k in keys) + " |")
+    lines.append(
+        f"| {r['iteration']} | "
+        + " | ".join(f"{r[k]:.3f}" if isinstance(r[k], float) else str(r[k]) for k in keys)
+        + " |"
+    )
   return "\n".join(lines)
 
 
@@ -73,9 +83,13 @@ def _estep_kinds_table(workdir: str, questions: list) -> str:
   only ones whose correct searches the M-step can reinforce), correct samples, searches, repeated queries."""
   from exsearch_jax.eval.metrics import exact_match
   from exsearch_jax.eval.runner import question_kind
+
   kind_of = {q["id"]: question_kind(q) for q in questions}
-  lines = ["| iteration | kind | questions with a correct sample | correct samples | mean searches "
-           "| samples repeating a query |", "|---|---|---|---|---|---|"]
+  lines = [
+      "| iteration | kind | questions with a correct sample | correct samples | mean searches "
+      "| samples repeating a query |",
+      "|---|---|---|---|---|---|",
+  ]
   estep = os.path.join(workdir, "estep")
   if not os.path.isdir(estep):  # results written after the warm-up's evaluation
     return "no E-step yet"
@@ -94,30 +108,56 @@ def _estep_kinds_table(workdir: str, questions: list) -> str:
         r["n"], r["ok"], r["steps"] = r["n"] + 1, r["ok"] + right, r["steps"] + len(queries)
         r["rep"] += len(set(queries)) < len(queries)
     for kind, r in sorted(rows.items()):
-      lines.append(f"| {it} | {kind} | {sum(r['q'].values())} / {len(r['q'])} | {r['ok']} / {r['n']} "
-                   f"| {r['steps'] / r['n']:.2f} | {r['rep'] / r['n']:.2f} |")
+      lines.append(
+          f"| {it} | {kind} | {sum(r['q'].values())} / {len(r['q'])} | {r['ok']} / {r['n']} "
+          f"| {r['steps'] / r['n']:.2f} | {r['rep'] / r['n']:.2f} |"
+      )
   return "\n".join(lines)
 
 
 def write_results(run, out: str, title: str) -> None:
   from exsearch_jax.em import report
   from experiments import provenance
+
   workdir = run.workdir
   summary = run.summary()
   evals = report.latest_per_iteration(run.log.read("eval"))
   esteps = report.latest_per_iteration(run.log.read("estep"))
   os.makedirs(out, exist_ok=True)
-  parts = [f"# {title}", "", "Dev scores (greedy, one trajectory per question):", "", _scores_table(evals), "",
-           "Correct dev answers by question kind:", "", _kinds_table(evals), ""]
+  parts = [
+      f"# {title}",
+      "",
+      "Dev scores (greedy, one trajectory per question):",
+      "",
+      _scores_table(evals),
+      "",
+      "Correct dev answers by question kind:",
+      "",
+      _kinds_table(evals),
+      "",
+  ]
   if "em_gain" in summary:
     low, high = summary["em_gain_95ci"]
-    parts += [f"Dev EM gain of the last iteration over warm-up: {summary['em_gain']:+.1f} points "
-              f"(paired bootstrap 95% interval {low:+.1f} .. {high:+.1f}"
-              + ("; the interval includes 0: not significant)" if low <= 0 <= high else ")"), ""]
-  parts += ["E-step (sampled trajectories):", "", _estep_table(esteps), "",
-            "E-step by question kind (exact match of the sampled answer):", "",
-            _estep_kinds_table(workdir, run.data.train), "", "Wall time per phase:", "",
-            _phases_table(run.log.read("phase")), ""]
+    parts += [
+        f"Dev EM gain of the last iteration over warm-up: {summary['em_gain']:+.1f} points "
+        f"(paired bootstrap 95% interval {low:+.1f} .. {high:+.1f}"
+        + ("; the interval includes 0: not significant)" if low <= 0 <= high else ")"),
+        "",
+    ]
+  parts += [
+      "E-step (sampled trajectories):",
+      "",
+      _estep_table(esteps),
+      "",
+      "E-step by question kind (exact match of the sampled answer):",
+      "",
+      _estep_kinds_table(workdir, run.data.train),
+      "",
+      "Wall time per phase:",
+      "",
+      _phases_table(run.log.read("phase")),
+      "",
+  ]
   with open(os.path.join(out, "results.md"), "w", encoding="utf-8") as f:
     f.write("\n".join(parts))
   for name in ("em_curve.png", "metrics.jsonl", "summary.json"):
@@ -135,9 +175,11 @@ def main(argv):
   del argv
   from absl import logging
   from exsearch_jax.em.loop import EMRun
+
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   from exsearch_jax.models import save_pretrained
+
   run = EMRun(_CONFIG.value, _WORKDIR.value)
   title = os.path.basename(_OUT.value.rstrip("/"))
   if _RESULTS_ONLY.value:

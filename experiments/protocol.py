@@ -7,6 +7,7 @@ neither, each and both of the instruction and the grammar-constrained turns:
 Writes OUT/<variant>.json (the evaluation), OUT/<variant>.jsonl and .html (its trajectories), OUT/results.md
 (the table) and OUT/provenance.json. A variant whose JSON exists is not run again, so a killed run resumes.
 """
+
 import json
 import os
 import sys
@@ -25,18 +26,24 @@ _OUT = flags.DEFINE_string("out", "experiments/results/protocol", "Results folde
 _WORKDIR = flags.DEFINE_string("workdir", "runs/protocol", "Corpus and index (built once).")
 _VARIANTS = flags.DEFINE_list("variants", "neither,instruction,grammar,both", "Which variants to run.")
 
-VARIANTS = {"neither": ("none", False), "instruction": ("exsearch", False), "grammar": ("none", True),
-            "both": ("exsearch", True)}
+VARIANTS = {
+    "neither": ("none", False),
+    "instruction": ("exsearch", False),
+    "grammar": ("none", True),
+    "both": ("exsearch", True),
+}
 _TOKEN_FIELDS = ("tokens", "loss_mask", "logprobs")
 COLUMNS = ("parse_share", "mean_steps", "recall@3", "recall@5", "precision@3", "precision@5", "em", "f1", "acc")
 
 
 def _config(instruction: str, constrained: bool):
   from exsearch_jax.config import get_config
+
   cfg = get_config("smollm2_135m")
   cfg.data.update(dict(source="files", format=_FORMAT.value, dev=_DEV.value, dev_limit=_DEV_LIMIT.value))
   cfg.rollout.update(dict(instruction=instruction, constrained=constrained))
   from exsearch_jax.config_check import typed
+
   return typed(cfg)
 
 
@@ -61,8 +68,7 @@ def main(argv):
       data = setup.load_data(cfg, _WORKDIR.value, need_train=False)
       retriever = setup.load_retriever(cfg, data.corpus_path, _WORKDIR.value)
       model = model or from_pretrained(path)
-      metrics, trajectories = evaluate(model, chat, retriever, data.dev, cfg.rollout,
-                                       progress=True)
+      metrics, trajectories = evaluate(model, chat, retriever, data.dev, cfg.rollout, progress=True)
       passages = {p.id: {"title": p.title, "text": p.text} for p in retriever.passages}
       write_html(trajectories, os.path.join(_OUT.value, f"{name}.html"), chat, passages, title=f"zero-shot: {name}")
       # what was searched, read and answered (token ids stay out: megabytes)
@@ -72,17 +78,23 @@ def main(argv):
     with open(out, encoding="utf-8") as f:
       rows[name] = json.load(f)
     print(name, {k: rows[name][k] for k in COLUMNS}, flush=True)
-  lines = ["| variant (instruction, grammar) | " + " | ".join(COLUMNS) + " | stop reasons |",
-           "|---" * (len(COLUMNS) + 2) + "|"]
+  lines = [
+      "| variant (instruction, grammar) | " + " | ".join(COLUMNS) + " | stop reasons |",
+      "|---" * (len(COLUMNS) + 2) + "|",
+  ]
   for name, (instruction, constrained) in chosen.items():
     r = rows[name]
-    lines.append(f"| {name} ({instruction}, {'on' if constrained else 'off'}) | "
-                 + " | ".join(f"{r[k]:.2f}" if k not in ("em", "f1", "acc") else f"{r[k]:.1f}" for k in COLUMNS)
-                 + f" | {r['stop_reasons']} |")
+    lines.append(
+        f"| {name} ({instruction}, {'on' if constrained else 'off'}) | "
+        + " | ".join(f"{r[k]:.2f}" if k not in ("em", "f1", "acc") else f"{r[k]:.1f}" for k in COLUMNS)
+        + f" | {r['stop_reasons']} |"
+    )
   table = "\n".join(lines)
   with open(os.path.join(_OUT.value, "results.md"), "w", encoding="utf-8") as f:
-    f.write(f"# Zero-shot protocol following: {_MODEL.value} on {os.path.basename(_DEV.value)} "
-            f"({next(iter(rows.values()))['n']} questions, greedy)\n\n{table}\n")
+    f.write(
+        f"# Zero-shot protocol following: {_MODEL.value} on {os.path.basename(_DEV.value)} "
+        f"({next(iter(rows.values()))['n']} questions, greedy)\n\n{table}\n"
+    )
   provenance.record(_OUT.value, _config(*next(iter(chosen.values()))), variants=chosen)
   print(table)
 

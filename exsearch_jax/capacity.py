@@ -6,6 +6,7 @@ is sharded over the configured mesh by the same rules as a real run (`sharding.L
 simulated CPU devices as the target has. Activations, the KV cache and the time are estimates whose assumptions
 are printed with them (`Assumptions`).
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,15 +18,15 @@ import numpy as np
 
 from exsearch_jax.errors import ConfigError
 
-GIB = 1024 ** 3
+GIB = 1024**3
 
 
 @dataclasses.dataclass(frozen=True)
 class Accelerator:
   name: str
-  bf16_flops: float      # peak dense bf16 FLOP/s per device
-  memory: float          # bytes of HBM per device
-  bandwidth: float       # HBM bytes/s per device
+  bf16_flops: float  # peak dense bf16 FLOP/s per device
+  memory: float  # bytes of HBM per device
+  bandwidth: float  # HBM bytes/s per device
 
 
 # Per device (a TPU chip, a GPU), from the vendors' spec sheets.
@@ -41,18 +42,20 @@ ACCELERATORS = {
 @dataclasses.dataclass(frozen=True)
 class Assumptions:
   """What the estimates assume; printed beside them."""
-  train_mfu: float = 0.40            # share of peak FLOP/s the M-step reaches
-  forward_mfu: float = 0.50          # ... the E-step's scoring and the rollout's prefill
-  decode_bandwidth: float = 0.60     # share of HBM bandwidth a decode step reaches (it is bandwidth-bound)
-  searches: float = 3.0              # mean searches per trajectory
-  passage_tokens: int = 150          # tokens per shown passage (a 100-word Wikipedia passage)
-  prompt_tokens: int = 300           # instruction + question
-  usable_memory: float = 0.90        # share of HBM a run may plan for (the rest: runtime, fragmentation)
+
+  train_mfu: float = 0.40  # share of peak FLOP/s the M-step reaches
+  forward_mfu: float = 0.50  # ... the E-step's scoring and the rollout's prefill
+  decode_bandwidth: float = 0.60  # share of HBM bandwidth a decode step reaches (it is bandwidth-bound)
+  searches: float = 3.0  # mean searches per trajectory
+  passage_tokens: int = 150  # tokens per shown passage (a 100-word Wikipedia passage)
+  prompt_tokens: int = 300  # instruction + question
+  usable_memory: float = 0.90  # share of HBM a run may plan for (the rest: runtime, fragmentation)
 
 
 @dataclasses.dataclass
 class Plan:
   """Bytes per device for training and for sampling, the time of one EM iteration, and whether it fits."""
+
   lines: list
   train_bytes: float
   sample_bytes: float
@@ -69,25 +72,35 @@ def decoder_config(cfg):
   import os
   from exsearch_jax.models import DecoderConfig
   from exsearch_jax.models.loading import load_config
+
   path = cfg.model.checkpoint
   if path and not path.startswith("asset:") and os.path.exists(os.path.join(path, "config.json")):
     return load_config(path, dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
   if path.startswith("asset:"):
     from exsearch_jax.assets import resolve_checkpoint
+
     return load_config(resolve_checkpoint(path), dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
   if not cfg.model.init:
-    raise ConfigError(f"model.checkpoint {path!r} has no config.json here and model.init is empty: the dry run "
-                      "needs the architecture from one of them")
+    raise ConfigError(
+        f"model.checkpoint {path!r} has no config.json here and model.init is empty: the dry run "
+        "needs the architecture from one of them"
+    )
   return DecoderConfig(**dict(cfg.model.init), dtype=cfg.model.dtype, param_dtype=cfg.model.param_dtype)
 
 
 def _leaf_bytes(abstract_state, mesh) -> list[tuple[float, float]]:
   """(bytes on the fullest device, bytes in all) of each weight, sharded over `mesh` by the logical-axis rules."""
   from exsearch_jax.sharding import state_shardings
+
   values = jax.tree.leaves(abstract_state)
   shardings = jax.tree.leaves(state_shardings(abstract_state, mesh))
-  return [(math.prod(sharding.shard_shape(v.shape)) * np.dtype(v.dtype).itemsize,
-           math.prod(v.shape) * np.dtype(v.dtype).itemsize) for v, sharding in zip(values, shardings)]
+  return [
+      (
+          math.prod(sharding.shard_shape(v.shape)) * np.dtype(v.dtype).itemsize,
+          math.prod(v.shape) * np.dtype(v.dtype).itemsize,
+      )
+      for v, sharding in zip(values, shardings)
+  ]
 
 
 def activation_bytes(dc, rows: float, length: int, tensor: int, remat: bool) -> float:
@@ -113,6 +126,7 @@ def plan(cfg, devices: Optional[list] = None, assume: Assumptions = Assumptions(
   """The plan of `cfg` on `devices` (default: every visible device, simulated for a dry run)."""
   from exsearch_jax.models.loading import _abstract
   from exsearch_jax.sharding import make_mesh
+
   accelerator = ACCELERATORS.get(cfg.target.accelerator)
   if accelerator is None:
     raise ConfigError(f"target.accelerator={cfg.target.accelerator!r}: choose one of {sorted(ACCELERATORS)}")
@@ -121,6 +135,7 @@ def plan(cfg, devices: Optional[list] = None, assume: Assumptions = Assumptions(
   _, state = _abstract(dc, 0)
   train_mesh, sample_mesh = make_mesh(cfg.mesh.train, devices), make_mesh(cfg.mesh.sample, devices)
   from exsearch_jax.em.train_step import trainable_mask
+
   leaves = _leaf_bytes(state, train_mesh)
   params, total = sum(b for b, _ in leaves), sum(t for _, t in leaves)
   trained = sum(b for (b, _), m in zip(leaves, trainable_mask(state, cfg.train.trainable_layers)) if m)
@@ -145,18 +160,22 @@ def plan(cfg, devices: Optional[list] = None, assume: Assumptions = Assumptions(
       f"target: {len(devices)} x {accelerator.name} ({accelerator.memory / 1e9:.0f} GB each; planning for "
       f"{assume.usable_memory:.0%} = {limit / GIB:.1f} GiB)",
       f"train mesh {dict(train_mesh.shape)}, sample mesh {dict(sample_mesh.shape)}",
-      "", "M-step, per device:",
+      "",
+      "M-step, per device:",
       f"  parameters            {gib(params)}",
       f"  gradients             {gib(trained)}   (trained weights: {cfg.train.trainable_layers or 'all'} layers)",
       f"  AdamW moments         {gib(moments)}",
       f"  activations           {gib(acts)}   ({rows:g} row(s) x {cfg.train.max_length} tokens per micro-batch, "
       f"{'remat per layer' if remat else 'no remat'})",
       f"  total                 {gib(train_bytes)}   {'fits' if train_bytes <= limit else 'DOES NOT FIT'}",
-      "", "Rollout, per device:",
+      "",
+      "Rollout, per device:",
       f"  parameters            {gib(sample_params)}",
       f"  KV cache              {gib(kv)}   ({sample_rows:g} row(s) x {r.capacity} slots)",
       f"  total                 {gib(sample_bytes)}   {'fits' if sample_bytes <= limit else 'DOES NOT FIT'}",
-      "", f"One EM iteration ({_questions(cfg)} questions x {r.samples} samples), roofline estimate:"]
+      "",
+      f"One EM iteration ({_questions(cfg)} questions x {r.samples} samples), roofline estimate:",
+  ]
   lines += [f"  {k:<20}{v / 60:9.1f} min" for k, v in seconds.items()]
   lines += ["", "Assumptions: " + ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(assume).items())]
   return Plan(lines, train_bytes, sample_bytes, limit, seconds)
@@ -164,13 +183,15 @@ def plan(cfg, devices: Optional[list] = None, assume: Assumptions = Assumptions(
 
 def _questions(cfg) -> int:
   if not cfg.em.questions_per_iteration:
-    raise ConfigError("em.questions_per_iteration is 0 (the whole train file): the dry run cannot read the file's "
-                      "size; set it")
+    raise ConfigError(
+        "em.questions_per_iteration is 0 (the whole train file): the dry run cannot read the file's " "size; set it"
+    )
   return cfg.em.questions_per_iteration
 
 
-def iteration_seconds(cfg, dc, param_bytes: float, devices: int, acc: Accelerator, assume: Assumptions,
-                      sample_mesh) -> dict:
+def iteration_seconds(
+    cfg, dc, param_bytes: float, devices: int, acc: Accelerator, assume: Assumptions, sample_mesh
+) -> dict:
   """Rollout (prefill FLOPs + bandwidth-bound decode), E-step scoring and M-step from FLOPs and bytes."""
   r = cfg.rollout
   n = dc.num_params()
@@ -182,12 +203,17 @@ def iteration_seconds(cfg, dc, param_bytes: float, devices: int, acc: Accelerato
   prefill = 2 * n * read * trajectories / (devices * acc.bf16_flops * assume.forward_mfu)
   groups = sample_mesh.shape["data"] * sample_mesh.shape["fsdp"]
   rows = r.batch_rows / groups
-  per_token = (param_bytes / sample_mesh.shape["tensor"]
-               + kv_cache_bytes(dc, rows, r.capacity, sample_mesh.shape["tensor"]) / 2) / (
-                   acc.bandwidth * assume.decode_bandwidth)
+  per_token = (
+      param_bytes / sample_mesh.shape["tensor"] + kv_cache_bytes(dc, rows, r.capacity, sample_mesh.shape["tensor"]) / 2
+  ) / (acc.bandwidth * assume.decode_bandwidth)
   rounds = math.ceil(trajectories / r.batch_rows)
   decode = rounds * written * per_token
   score = 2 * n * tokens * trajectories / (devices * acc.bf16_flops * assume.forward_mfu)
   mstep = 6 * n * tokens * trajectories * cfg.train.epochs / (devices * acc.bf16_flops * assume.train_mfu)
-  return {"rollout prefill": prefill, "rollout decode": decode, "E-step scoring": score, "M-step": mstep,
-          "total": prefill + decode + score + mstep}
+  return {
+      "rollout prefill": prefill,
+      "rollout decode": decode,
+      "E-step scoring": score,
+      "M-step": mstep,
+      "total": prefill + decode + score + mstep,
+  }

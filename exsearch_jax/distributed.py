@@ -5,6 +5,7 @@ process), and ends every process with one clear message when a peer dies or fail
 it blocked in a collective. The rest of the code base asks only: am I the primary (process 0, the one
 that writes files)? which share of a list is mine? and gathers Python objects from every process.
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -25,15 +26,19 @@ from absl import flags
 
 from exsearch_jax.errors import ConfigError
 
-PEER_LOST = 75      # exit status when a peer died or failed (EX_TEMPFAIL: rerunning resumes the run)
-_CHUNK = 1 << 26    # bytes per process per collective, so gathering a large object never fills device memory
+PEER_LOST = 75  # exit status when a peer died or failed (EX_TEMPFAIL: rerunning resumes the run)
+_CHUNK = 1 << 26  # bytes per process per collective, so gathering a large object never fills device memory
 _KEY = "exsearch/alive/"
 
 
 def define_flags():
-  flags.DEFINE_enum("distributed", "auto", ["auto", "on", "off"],
-                    "auto: join a process group when the flags, JAX_* variables, SLURM or a TPU pod describe one; "
-                    "on: always call jax.distributed.initialize() (its own cluster detection); off: one process.")
+  flags.DEFINE_enum(
+      "distributed",
+      "auto",
+      ["auto", "on", "off"],
+      "auto: join a process group when the flags, JAX_* variables, SLURM or a TPU pod describe one; "
+      "on: always call jax.distributed.initialize() (its own cluster detection); off: one process.",
+  )
   flags.DEFINE_string("coordinator_address", None, "host:port of process 0 (with --num_processes, --process_id).")
   flags.DEFINE_integer("num_processes", None, "Processes in the group.")
   flags.DEFINE_integer("process_id", None, "This process's index, 0 .. num_processes-1.")
@@ -45,8 +50,13 @@ class DistributedError(ConfigError):
   """The process group is described inconsistently or cannot be reached."""
 
 
-def detect(mode: str = "auto", coordinator_address: Optional[str] = None, num_processes: Optional[int] = None,
-           process_id: Optional[int] = None, environ=os.environ) -> Optional[dict]:
+def detect(
+    mode: str = "auto",
+    coordinator_address: Optional[str] = None,
+    num_processes: Optional[int] = None,
+    process_id: Optional[int] = None,
+    environ=os.environ,
+) -> Optional[dict]:
   """Arguments for `jax.distributed.initialize`, or None for a single-process run."""
   if mode == "off":
     return None
@@ -62,8 +72,9 @@ def detect(mode: str = "auto", coordinator_address: Optional[str] = None, num_pr
     try:
       count, index = int(environ[names[1]]), int(environ[names[2]])
     except ValueError:
-      raise DistributedError(f"{names[1]}={environ[names[1]]!r} / {names[2]}={environ[names[2]]!r}: "
-                             "need integers") from None
+      raise DistributedError(
+          f"{names[1]}={environ[names[1]]!r} / {names[2]}={environ[names[2]]!r}: " "need integers"
+      ) from None
     return _checked(environ[names[0]], count, index, "environment")
   tasks = environ.get("SLURM_STEP_NUM_TASKS") or environ.get("SLURM_NTASKS")
   if tasks and "SLURM_PROCID" in environ and int(tasks) > 1:
@@ -91,8 +102,10 @@ def _wait_for_coordinator(address: str, timeout: float):
       return
     except OSError as e:
       if time.monotonic() > deadline:
-        raise DistributedError(f"nothing answers at the coordinator address {address} after {timeout:.0f} s ({e}); "
-                               "start process 0 with the same --coordinator_address, or fix the address") from None
+        raise DistributedError(
+            f"nothing answers at the coordinator address {address} after {timeout:.0f} s ({e}); "
+            "start process 0 with the same --coordinator_address, or fix the address"
+        ) from None
       time.sleep(0.5)
 
 
@@ -143,13 +156,17 @@ class _Watchdog(threading.Thread):
         if state != last:
           self.seen[p] = (state, now)
         elif now - since > self.timeout:
-          _stop(f"process {p} stopped responding (no heartbeat for {self.timeout:.0f} s): it died, was killed "
-                "or lost its network")
+          _stop(
+              f"process {p} stopped responding (no heartbeat for {self.timeout:.0f} s): it died, was killed "
+              "or lost its network"
+          )
       self.stopped.wait(min(5.0, self.timeout / 5))
 
 
-def _stop(reason: str, hint: str = "rerun the same command on every host (same --workdir) to resume from the "
-          "last checkpoint"):
+def _stop(
+    reason: str,
+    hint: str = "rerun the same command on every host (same --workdir) to resume from the " "last checkpoint",
+):
   sys.stderr.write(f"\nexsearch: process {jax.process_index()} of {jax.process_count()} stops: {reason}; {hint}.\n")
   sys.stderr.flush()
   os._exit(PEER_LOST)
@@ -157,15 +174,23 @@ def _stop(reason: str, hint: str = "rerun the same command on every host (same -
 
 def _join(kwargs: dict, f) -> _Watchdog:
   jax.config.update("jax_cpu_collectives_implementation", "gloo")  # CPU collectives across processes
-  where = (f"process {kwargs['process_id']} of {kwargs['num_processes']} at {kwargs['coordinator_address']}"
-           if kwargs else "the process group JAX detects")
+  where = (
+      f"process {kwargs['process_id']} of {kwargs['num_processes']} at {kwargs['coordinator_address']}"
+      if kwargs
+      else "the process group JAX detects"
+  )
   print(f"exsearch: joining as {where}, waiting up to {f.init_timeout} s for every process", flush=True)
   if kwargs.get("process_id"):
     _wait_for_coordinator(kwargs["coordinator_address"], f.init_timeout)
   # JAX's heartbeat is the backstop: it aborts the process (C++) after its timeout, so it comes after ours
-  jax.distributed.initialize(**kwargs, initialization_timeout=f.init_timeout,
-                             heartbeat_timeout_seconds=f.peer_timeout + 60, shutdown_timeout_seconds=120)
+  jax.distributed.initialize(
+      **kwargs,
+      initialization_timeout=f.init_timeout,
+      heartbeat_timeout_seconds=f.peer_timeout + 60,
+      shutdown_timeout_seconds=120,
+  )
   from jax._src import distributed as jax_distributed  # the coordinator's key-value store has no public handle
+
   watchdog = _Watchdog(jax_distributed.global_state.client, f.peer_timeout)
   watchdog.start()
   return watchdog
@@ -189,8 +214,11 @@ def session(mode: Optional[str] = None):
     yield
   except BaseException as e:  # noqa: BLE001
     failed_at = time.monotonic()
-    while isinstance(e, jax.errors.JaxRuntimeError) and not watchdog.peers_alive_since(failed_at) and \
-        time.monotonic() < failed_at + watchdog.timeout + 10:
+    while (
+        isinstance(e, jax.errors.JaxRuntimeError)
+        and not watchdog.peers_alive_since(failed_at)
+        and time.monotonic() < failed_at + watchdog.timeout + 10
+    ):
       time.sleep(0.5)
     with contextlib.suppress(Exception):
       watchdog.publish(f"failed {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"[:300], final=True)
@@ -211,6 +239,7 @@ def is_primary() -> bool:
 def barrier(name: str):
   if jax.process_count() > 1:
     from jax.experimental import multihost_utils
+
     multihost_utils.sync_global_devices(name)
 
 
@@ -226,7 +255,7 @@ def primary_first(name: str):
 
 def share(items: Sequence) -> list:
   """This process's share of `items`: every process_count()-th one, from its own index."""
-  return list(items[jax.process_index()::jax.process_count()])
+  return list(items[jax.process_index() :: jax.process_count()])
 
 
 def gather_shares(local: Sequence, total: int, per_item: int = 1) -> list:
@@ -243,6 +272,7 @@ def _wire_types() -> dict:
   """The records processes send each other; nothing else is rebuilt from the wire (no pickle)."""
   from exsearch_jax.em.sequences import Example
   from exsearch_jax.trajectory import SearchStep, Trajectory
+
   return {"Example": Example, "SearchStep": SearchStep, "Trajectory": Trajectory}
 
 
@@ -285,10 +315,11 @@ def allgather_objects(obj) -> list:
   if jax.process_count() == 1:
     return [obj]
   from jax.experimental import multihost_utils
+
   blob = np.frombuffer(to_wire(obj), np.uint8)
   sizes = np.asarray(multihost_utils.process_allgather(np.array(blob.size, np.int64))).reshape(-1)
   table = _chunked(blob, int(sizes.max()), multihost_utils.process_allgather)
-  return [from_wire(table[p, :sizes[p]].tobytes()) for p in range(len(sizes))]
+  return [from_wire(table[p, : sizes[p]].tobytes()) for p in range(len(sizes))]
 
 
 def broadcast_object(obj):
@@ -296,6 +327,7 @@ def broadcast_object(obj):
   if jax.process_count() == 1:
     return obj
   from jax.experimental import multihost_utils
+
   blob = np.frombuffer(to_wire(obj) if is_primary() else b"", np.uint8)
   size = int(multihost_utils.broadcast_one_to_all(np.array(blob.size, np.int64)))
   return from_wire(_chunked(blob, size, multihost_utils.broadcast_one_to_all)[:size].tobytes())
@@ -307,7 +339,7 @@ def _chunked(blob: np.ndarray, width: int, collective) -> np.ndarray:
   out = []
   for start in range(0, max(width, 1), step):
     piece = np.zeros(step, np.uint8)
-    part = blob[start:start + step]
-    piece[:part.size] = part
+    part = blob[start : start + step]
+    piece[: part.size] = part
     out.append(np.asarray(collective(piece)))
   return np.concatenate(out, axis=-1)

@@ -4,6 +4,7 @@ Modules name their array axes (`embed`, `mlp`, `heads`, ...); nothing else in th
 mesh axes. A rule whose mesh axes do not divide an array dimension (e.g. SmolLM2's 3 KV heads on a
 tensor axis of 2) falls back to replication for that dimension instead of failing.
 """
+
 from __future__ import annotations
 
 import math
@@ -32,8 +33,9 @@ LOGICAL_AXIS_RULES: tuple = (
 )
 
 
-def _sizes(shape: Mapping[str, int], count: int, what: str = "mesh", unit: str = "devices",
-           note: str = "") -> list[int]:
+def _sizes(
+    shape: Mapping[str, int], count: int, what: str = "mesh", unit: str = "devices", note: str = ""
+) -> list[int]:
   """Axis sizes of `shape` over `count` devices (or slices, processes); one entry may be -1."""
   unknown = set(shape) - set(MESH_AXES)
   if unknown:
@@ -62,6 +64,7 @@ def make_mesh(shape: Mapping[str, int], devices: Optional[Sequence] = None) -> M
   sizes = _sizes(shape, len(devices), note=f" ({devices[0].platform})")
   try:
     from jax.experimental import mesh_utils
+
     grid = mesh_utils.create_device_mesh(sizes, devices=devices)
   except (AssertionError, ValueError, NotImplementedError):
     grid = np.asarray(devices).reshape(sizes)
@@ -82,6 +85,7 @@ def train_mesh(mesh_cfg) -> Optional[Mesh]:
   dcn_sizes = _sizes(dcn, granules, "mesh.dcn", "slices" if by_slice else "processes")
   ici_sizes = _sizes(mesh_cfg.train, len(devices) // granules, "mesh.train (per granule)")
   from jax.experimental import mesh_utils
+
   return _mesh(mesh_utils.create_hybrid_device_mesh(ici_sizes, dcn_sizes, devices, process_is_granule=not by_slice))
 
 
@@ -89,8 +93,9 @@ def sampling_meshes(shape: Mapping[str, int]) -> tuple[Mesh, Mesh]:
   """(global, local): `shape` over this process's devices (local), and every process's such mesh stacked
   along `data` (global). No weight shards over `data`, so under the global mesh each process holds a
   whole copy of the model and can sample on its own."""
-  grids = [make_mesh(shape, [d for d in jax.devices() if d.process_index == p]).devices
-           for p in range(jax.process_count())]
+  grids = [
+      make_mesh(shape, [d for d in jax.devices() if d.process_index == p]).devices for p in range(jax.process_count())
+  ]
   local = _mesh(grids[jax.process_index()])
   return (_mesh(np.concatenate(grids, axis=0)) if len(grids) > 1 else local), local
 
@@ -107,13 +112,15 @@ def host_local_copy(state: nnx.State, meshes: tuple[Mesh, Mesh]) -> nnx.State:
     sharding = NamedSharding(local_mesh, x.sharding.spec)
     shards = {s.device: s.data for s in x.addressable_shards}
     return jax.make_array_from_single_device_arrays(
-        x.shape, sharding, [shards[d] for d in sharding.addressable_devices_indices_map(x.shape)])
+        x.shape, sharding, [shards[d] for d in sharding.addressable_devices_indices_map(x.shape)]
+    )
 
   return jax.tree.map(local, moved)
 
 
-def logical_to_spec(logical_axes: Sequence[Optional[str]], shape: Sequence[int], mesh: Mesh,
-                    rules=LOGICAL_AXIS_RULES) -> PartitionSpec:
+def logical_to_spec(
+    logical_axes: Sequence[Optional[str]], shape: Sequence[int], mesh: Mesh, rules=LOGICAL_AXIS_RULES
+) -> PartitionSpec:
   """PartitionSpec for an array whose dimensions carry these logical names."""
   table = dict(rules)
   used: set = set()

@@ -16,6 +16,7 @@ and the model orders them before the top ones are shown:
 The parser accepts exactly what the renderer writes (whitespace aside) and reports anything else as
 unparseable, so a broken trajectory is logged and weighted 0 instead of crashing a run.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -30,11 +31,14 @@ CANDIDATES, RERANK = "<CANDIDATES>", "<RERANK>"
 
 class StopReason(enum.StrEnum):
   """Why a trajectory ended (a str, so it is written to JSON and compared as its value)."""
-  ANSWERED = "answered"          # it gave an answer (after <FINAL>, or asked at the step budget)
-  UNPARSEABLE = "unparseable"    # a turn the grammar cannot read
-  TRUNCATED = "truncated"        # a search turn ran out of tokens
-  STEP_BUDGET = "step_budget"    # it asked for a search past max_steps (answer_at_budget off)
-  LENGTH = "length"              # the KV cache is full
+
+  ANSWERED = "answered"  # it gave an answer (after <FINAL>, or asked at the step budget)
+  UNPARSEABLE = "unparseable"  # a turn the grammar cannot read
+  TRUNCATED = "truncated"  # a search turn ran out of tokens
+  STEP_BUDGET = "step_budget"  # it asked for a search past max_steps (answer_at_budget off)
+  LENGTH = "length"  # the KV cache is full
+
+
 RERANK_TAGS = (CANDIDATES, RERANK)  # only in trajectories with the re-rank action
 ANSWER_REQUEST = "please give the final answer to the input question: {question}"
 
@@ -52,9 +56,10 @@ INSTRUCTIONS = {
         f"next search query, or {FINAL} when the facts you recorded answer the question.\n"
         "When asked for the final answer, reply with the short answer only: a name, a date, a number, "
         "yes or no.\n"
-        f"Example, for \"Which river flows through the city where Mozart was born?\": \"{QUERY} Mozart "
-        f"birthplace\", then \"{FACT} Mozart was born in Salzburg.\\n{QUERY} river through Salzburg\", then "
-        f"\"{FACT} The Salzach flows through Salzburg.\\n{FINAL}\", then \"Salzach\"."),
+        f'Example, for "Which river flows through the city where Mozart was born?": "{QUERY} Mozart '
+        f'birthplace", then "{FACT} Mozart was born in Salzburg.\\n{QUERY} river through Salzburg", then '
+        f'"{FACT} The Salzach flows through Salzburg.\\n{FINAL}", then "Salzach".'
+    ),
 }
 
 
@@ -92,8 +97,11 @@ def search_turn(hits: Sequence, shown: int) -> str:
 def candidates_turn(hits: Sequence) -> str:
   """The user turn that lists a search's candidates by title, numbered from 1, for the model to re-rank."""
   titles = [hit["title"] if isinstance(hit, dict) else hit.title for hit in hits]
-  return f"{CANDIDATES} " + " ".join(f"[{i}] {t}" for i, t in enumerate(titles, 1)) if titles else \
-      f"{CANDIDATES} (no results)"
+  return (
+      f"{CANDIDATES} " + " ".join(f"[{i}] {t}" for i, t in enumerate(titles, 1))
+      if titles
+      else f"{CANDIDATES} (no results)"
+  )
 
 
 def rerank_step(order: Sequence[int]) -> str:
@@ -106,9 +114,8 @@ def parse_rerank(text: str, candidates: int) -> list[int]:
   body = text.strip()
   if not body.startswith(RERANK):
     raise ParseError(f"not a re-rank turn: {text!r}")
-  words = body[len(RERANK):].split()
-  if not words or not all(w.isdigit() and 1 <= int(w) <= candidates for w in words) or \
-      len(set(words)) != len(words):
+  words = body[len(RERANK) :].split()
+  if not words or not all(w.isdigit() and 1 <= int(w) <= candidates for w in words) or len(set(words)) != len(words):
     raise ParseError(f"a re-rank turn lists distinct candidate numbers 1..{candidates}: {text!r}")
   return [int(w) - 1 for w in words]
 
@@ -129,6 +136,7 @@ def assistant_step(fact: Optional[str], query: Optional[str]) -> str:
 @dataclasses.dataclass(frozen=True)
 class Step:
   """A parsed assistant turn: `action` is "query" (search for `query`) or "final" (ready to answer)."""
+
   action: str
   query: str = ""
   fact: Optional[str] = None
@@ -138,6 +146,7 @@ class Step:
 class SearchStep:
   """One search of a sampled trajectory: the model's sub-query, what the retriever returned (ids and titles,
   ranked), which passages were shown, the model's order of them (re-rank action), and the fact it recorded."""
+
   query: str
   retrieved_ids: list = dataclasses.field(default_factory=list)
   retrieved_titles: list = dataclasses.field(default_factory=list)
@@ -150,17 +159,18 @@ class SearchStep:
 class Trajectory:
   """One sampled search for a question: its tokens (with what the model wrote and their log-probs), the
   parsed searches, the answer and why it ended; the E-step adds its weight."""
+
   question_id: str
   sample: int
   question: str
   tokens: list
-  loss_mask: list             # True where the model wrote the token (the M-step trains on these)
-  logprobs: list              # log p of each model-written token when sampled (0.0 elsewhere)
+  loss_mask: list  # True where the model wrote the token (the M-step trains on these)
+  logprobs: list  # log p of each model-written token when sampled (0.0 elsewhere)
   prompt_length: int
   steps: list = dataclasses.field(default_factory=list)  # SearchStep, in order
   answer: Optional[str] = None
-  stop_reason: str = ""       # a StopReason once it ended
-  answer_start: int = -1      # index of the first answer-turn token (after the answer request); -1 = never asked
+  stop_reason: str = ""  # a StopReason once it ended
+  answer_start: int = -1  # index of the first answer-turn token (after the answer request); -1 = never asked
   golden_answers: Optional[list] = None
   weight: Optional[float] = None
 
@@ -198,8 +208,9 @@ def parse_step(text: str, first: bool) -> Step:
   raise ParseError(f"not a {'first ' if first else ''}step: {text!r}")
 
 
-def chat_messages(question: str, steps: Sequence[dict], answer: Optional[str], shown: int,
-                  instruction: str = "none") -> list[dict]:
+def chat_messages(
+    question: str, steps: Sequence[dict], answer: Optional[str], shown: int, instruction: str = "none"
+) -> list[dict]:
   """A whole trajectory as chat messages. `steps`: [{"query", "hits", "fact"}] in order; a step with
   "rerank" (0-based order over its "hits", the candidates) has the re-rank action's two extra turns."""
   messages = opening_messages(question, instruction)

@@ -1,4 +1,5 @@
 """Build a retrieval index once: `python launch/build_index.py --corpus C.jsonl --out DIR --index scann`."""
+
 import time
 
 from absl import flags
@@ -15,10 +16,13 @@ flags.mark_flags_as_required(["corpus", "out"])
 def main(argv):
   del argv
   from exsearch_jax import retrieval
+
   start = time.time()
   retriever = retrieval.build(_CORPUS.value, _OUT.value, kind=_INDEX.value, encoder=_ENCODER.value)
-  print(f"{retriever.kind} index of {len(retriever.passages)} passages written to {_OUT.value} "
-        f"in {time.time() - start:.1f}s")
+  print(
+      f"{retriever.kind} index of {len(retriever.passages)} passages written to {_OUT.value} "
+      f"in {time.time() - start:.1f}s"
+  )
 
 
 if __name__ == "__main__":

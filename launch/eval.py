@@ -16,6 +16,7 @@ Prints EM / F1 / Acc (greedy, one trajectory per question), Recall@3/5 and Preci
 passages, the parse share and the search diagnostics, and writes <workdir>/eval_<name>.json, the trajectories
 (eval_<name>.jsonl) and an HTML page of them. Multi-process flags as in launch/train.py.
 """
+
 import json
 import math
 import os
@@ -48,6 +49,7 @@ def _evaluate():
   from exsearch_jax.sharding import sampling_meshes
 
   from exsearch_jax.config_check import typed, writable_directory
+
   cfg = typed(_CONFIG.value)
   writable_directory(_WORKDIR.value)
   path = resolve_checkpoint(_MODEL.value) if _MODEL.value else None
@@ -62,8 +64,9 @@ def _evaluate():
     check_vocabulary(tokenizer, model.config.vocab_size, _MODEL.value)
   else:
     model = setup.build_run_model(cfg, tokenizer, chat, mesh)  # checks the vocabulary itself
-  metrics, trajectories = evaluate(model, chat, retriever, data.dev, cfg.rollout,
-                                   mesh=mesh, progress=distributed.is_primary())
+  metrics, trajectories = evaluate(
+      model, chat, retriever, data.dev, cfg.rollout, mesh=mesh, progress=distributed.is_primary()
+  )
   if not distributed.is_primary():
     return
   out = os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.json")
@@ -76,8 +79,10 @@ def _evaluate():
   passages = {p.id: {"title": p.title, "text": p.text} for p in getattr(retriever, "passages", [])}
   html_report.write_html(trajectories, os.path.join(_WORKDIR.value, f"eval_{_NAME.value}.html"), chat, passages)
   print(json.dumps(metrics, indent=1))
-  print(f"EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f} on {metrics['n']} questions "
-        f"-> {out}")
+  print(
+      f"EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f} on {metrics['n']} questions "
+      f"-> {out}"
+  )
 
 
 if __name__ == "__main__":

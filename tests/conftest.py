@@ -1,10 +1,13 @@
 """Every test process sees exactly 8 simulated CPU devices (multi-device tests need them; others use device 0),
 whatever XLA_FLAGS the user has: other XLA flags are kept, a device count of their own is replaced."""
+
 import os
 import re
 
-os.environ["XLA_FLAGS"] = (re.sub(r"--xla_force_host_platform_device_count=\S+", "", os.environ.get("XLA_FLAGS", ""))
-                           + " --xla_force_host_platform_device_count=8").strip()
+os.environ["XLA_FLAGS"] = (
+    re.sub(r"--xla_force_host_platform_device_count=\S+", "", os.environ.get("XLA_FLAGS", ""))
+    + " --xla_force_host_platform_device_count=8"
+).strip()
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
@@ -22,6 +25,7 @@ def tiny_run(tmp_path_factory):
   from exsearch_jax.em.loop import EMRun
   from exsearch_jax.models import save_pretrained
   from tests.tiny_config import get_config
+
   workdir = str(tmp_path_factory.mktemp("tiny_run"))
   run = EMRun(get_config(), workdir, progress=False)
   summary = run.run()

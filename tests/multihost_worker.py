@@ -1,5 +1,6 @@
 """A minimal multi-process program for tests/test_multihost.py: joins the group with the launchers' flags,
 then meets the others at barriers (a collective each) until it is told to fail, or is killed."""
+
 import time
 
 import jax

@@ -1,4 +1,5 @@
 """Locating `../shared/data` (real text beside the project): skip outside CI, fail inside CI."""
+
 import os
 
 import pytest

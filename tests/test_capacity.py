@@ -1,5 +1,6 @@
 """exsearch_jax/capacity.py and `launch/train.py --dry_run`: exact weight bytes per device, the paper-scale configs
 fit their targets, and a 7B model with full AdamW state on one GPU is reported as not fitting."""
+
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ PAPER = ("qwen2_5_7b_v5p", "qwen2_5_7b_8xh100", "llama3_1_8b_v5p", "llama3_1_8b_
 def test_weight_bytes_per_device_are_those_of_a_real_sharded_model():
   from exsearch_jax.models import DecoderConfig, init_model
   from exsearch_jax.sharding import make_mesh
+
   cfg = get_config("demo")
   cfg.model.init.update(dict(vocab_size=2048, eos_token_id=1))
   cfg.mesh.train.update(dict(data=1, fsdp=4, tensor=2))
@@ -36,8 +38,10 @@ def test_weight_bytes_per_device_are_those_of_a_real_sharded_model():
 
 def test_remat_keeps_one_layer_and_kv_cache_formula():
   from exsearch_jax.models import DecoderConfig
-  dc = DecoderConfig(vocab_size=1000, hidden_size=64, intermediate_size=128, num_layers=10, num_heads=4,
-                     num_kv_heads=2, head_dim=16)
+
+  dc = DecoderConfig(
+      vocab_size=1000, hidden_size=64, intermediate_size=128, num_layers=10, num_heads=4, num_kv_heads=2, head_dim=16
+  )
   full = capacity.activation_bytes(dc, rows=2, length=256, tensor=1, remat=False)
   remat = capacity.activation_bytes(dc, rows=2, length=256, tensor=1, remat=True)
   logits = 4 * 2 * 2 * 256 * 1000
@@ -46,8 +50,14 @@ def test_remat_keeps_one_layer_and_kv_cache_formula():
 
 
 def _dry_run(*args):
-  return subprocess.run([sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dry_run", *args],
-                        capture_output=True, text=True, cwd=ROOT, timeout=300, check=False)
+  return subprocess.run(
+      [sys.executable, os.path.join(ROOT, "launch", "train.py"), "--dry_run", *args],
+      capture_output=True,
+      text=True,
+      cwd=ROOT,
+      timeout=300,
+      check=False,
+  )
 
 
 @pytest.mark.parametrize("name", PAPER)
@@ -60,8 +70,13 @@ def test_paper_configs_fit_their_targets(name):
 
 
 def test_a_7b_model_with_adamw_on_one_gpu_does_not_fit():
-  out = _dry_run("--config=experiments/paper/configs.py:qwen2_5_7b_8xh100", "--config.target.devices=1",
-                 "--config.mesh.train.fsdp=1", "--config.mesh.sample.tensor=1", "--config.train.micro_batches=256")
+  out = _dry_run(
+      "--config=experiments/paper/configs.py:qwen2_5_7b_8xh100",
+      "--config.target.devices=1",
+      "--config.mesh.train.fsdp=1",
+      "--config.mesh.sample.tensor=1",
+      "--config.train.micro_batches=256",
+  )
   assert out.returncode == 1, out.stdout[-2000:] + out.stderr[-2000:]
   assert "DOES NOT FIT" in out.stdout and out.stdout.rstrip().splitlines()[-1].startswith("does not fit")
   moments = next(line for line in out.stdout.splitlines() if "AdamW moments" in line)

@@ -1,4 +1,5 @@
 """HF directories in and out, and one clear error for each kind of bad checkpoint."""
+
 import json
 import os
 
@@ -16,6 +17,7 @@ IDS = np.random.default_rng(0).integers(0, 97, (2, 16))
 @pytest.mark.parametrize("case", ["llama_mqa_bias", "qwen2_gqa_bias", "mistral_gqa_window", "llama3_rope_scaling"])
 def test_save_pretrained_loads_in_transformers_with_same_logits(tmp_path, case):
   from transformers import AutoModelForCausalLM
+
   hf = make_hf_model(case)
   hf.save_pretrained(tmp_path / "in")
   ours = from_pretrained(str(tmp_path / "in"))
@@ -26,8 +28,12 @@ def test_save_pretrained_loads_in_transformers_with_same_logits(tmp_path, case):
 
 
 def test_sharded_save_with_index_round_trips(tmp_path):
-  model = init_model(DecoderConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=3,
-                                   num_heads=4, num_kv_heads=2, head_dim=8), seed=1)
+  model = init_model(
+      DecoderConfig(
+          vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=3, num_heads=4, num_kv_heads=2, head_dim=8
+      ),
+      seed=1,
+  )
   save_pretrained(model, str(tmp_path), max_shard_bytes=20_000)
   index = json.load(open(tmp_path / "model.safetensors.index.json"))
   assert len(set(index["weight_map"].values())) > 2
@@ -35,8 +41,12 @@ def test_sharded_save_with_index_round_trips(tmp_path):
 
 
 def test_bfloat16_save_and_load(tmp_path):
-  model = init_model(DecoderConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=1,
-                                   num_heads=4, num_kv_heads=4, head_dim=8), seed=2)
+  model = init_model(
+      DecoderConfig(
+          vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=4, num_kv_heads=4, head_dim=8
+      ),
+      seed=2,
+  )
   save_pretrained(model, str(tmp_path), dtype="bfloat16")
   assert SafetensorsFile(str(tmp_path / "model.safetensors")).header["model.norm.weight"]["dtype"] == "BF16"
   loaded = from_pretrained(str(tmp_path), dtype="bfloat16")
@@ -99,14 +109,16 @@ def test_missing_field(good_dir):
 
 def test_missing_tensor(good_dir):
   _rewrite_tensors(good_dir, lambda t: t.pop("model.layers.1.mlp.up_proj.weight"))
-  with pytest.raises(CheckpointError,
-                     match=r"model\.safetensors: tensor 'model\.layers\.1\.mlp\.up_proj\.weight' is missing"):
+  with pytest.raises(
+      CheckpointError, match=r"model\.safetensors: tensor 'model\.layers\.1\.mlp\.up_proj\.weight' is missing"
+  ):
     from_pretrained(str(good_dir))
 
 
 def test_wrong_shape(good_dir):
   def shrink(t):
     t["model.layers.0.self_attn.k_proj.weight"] = t["model.layers.0.self_attn.k_proj.weight"][:8]
+
   _rewrite_tensors(good_dir, shrink)
   with pytest.raises(CheckpointError, match=r"k_proj\.weight' has shape \(8, 64\), the config implies \(64, 64\)"):
     from_pretrained(str(good_dir))
@@ -124,8 +136,11 @@ def test_truncated_safetensors(good_dir):
 
 
 def test_index_naming_a_missing_shard(tmp_path):
-  model = init_model(DecoderConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
-                                   num_heads=4, num_kv_heads=2, head_dim=8))
+  model = init_model(
+      DecoderConfig(
+          vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2, head_dim=8
+      )
+  )
   save_pretrained(model, str(tmp_path), max_shard_bytes=20_000)
   shard = sorted(p for p in os.listdir(tmp_path) if p.endswith(".safetensors"))[-1]
   os.remove(tmp_path / shard)
@@ -135,6 +150,7 @@ def test_index_naming_a_missing_shard(tmp_path):
 
 def test_gguf_of_unsupported_architecture(tmp_path):
   import gguf
+
   path = str(tmp_path / "gpt2.gguf")
   writer = gguf.GGUFWriter(path, "gpt2")
   writer.add_block_count(1)

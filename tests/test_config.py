@@ -1,4 +1,5 @@
 """Presets are data: each builds, overrides apply, and the demo preset makes a working model."""
+
 import dataclasses
 
 import numpy as np
@@ -42,32 +43,37 @@ def test_assets_resolve():
 @pytest.mark.parametrize("name", presets.PRESETS)
 def test_presets_pass_validation(name):
   from exsearch_jax.config_check import validate
+
   validate(presets.get_config(name))
 
 
-@pytest.mark.parametrize("field,value,message", [
-    ("rollout.top_p", 1.5, r"config\.rollout\.top_p=1\.5: must be a number in \(0, 1\]"),
-    ("rollout.top_p", 0.0, r"config\.rollout\.top_p"),
-    ("rollout.samples", 0, r"config\.rollout\.samples=0: must be an integer >= 1"),
-    ("rollout.policy", "psychic", r"config\.rollout\.policy='psychic': must be one of"),
-    ("rollout.shown", 11, r"config\.rollout\.shown=11: must be <= config\.rollout\.retrieve_k=10"),
-    ("train.learning_rate", -1e-5, r"config\.train\.learning_rate=-1e-05: must be a number > 0"),
-    ("train.learning_rate", float("nan"), r"config\.train\.learning_rate=nan"),
-    ("train.micro_batches", 3, r"config\.train\.micro_batches=3: must divide config\.train\.batch_size=32"),
-    ("train.warmup_ratio", 1.0, r"config\.train\.warmup_ratio=1\.0: must be a number in \[0, 1\)"),
-    ("em.weights", "best", r"config\.em\.weights='best'"),
-    ("em.iterations", True, r"config\.em\.iterations=True: must be an integer"),
-    ("data.format", "csv", r"config\.data\.format='csv'"),
-    ("data.world_size", "huge", r"config\.data\.world_size='huge'"),
-    ("data.source", "disk", r"config\.data\.source='disk': must be one of 'world', 'files'"),
-    ("retrieval.kind", "faiss", r"config\.retrieval\.kind='faiss'"),
-    ("retrieval.timeout", 0, r"config\.retrieval\.timeout=0"),
-    ("stage0.corpus_share", 1.5, r"config\.stage0\.corpus_share=1\.5: must be a number in \[0, 1\]"),
-    ("model.dtype", "float8", r"config\.model\.dtype='float8'"),
-    ("target.accelerator", "tpu_v9", r"config\.target\.accelerator='tpu_v9'"),
-])
+@pytest.mark.parametrize(
+    "field,value,message",
+    [
+        ("rollout.top_p", 1.5, r"config\.rollout\.top_p=1\.5: must be a number in \(0, 1\]"),
+        ("rollout.top_p", 0.0, r"config\.rollout\.top_p"),
+        ("rollout.samples", 0, r"config\.rollout\.samples=0: must be an integer >= 1"),
+        ("rollout.policy", "psychic", r"config\.rollout\.policy='psychic': must be one of"),
+        ("rollout.shown", 11, r"config\.rollout\.shown=11: must be <= config\.rollout\.retrieve_k=10"),
+        ("train.learning_rate", -1e-5, r"config\.train\.learning_rate=-1e-05: must be a number > 0"),
+        ("train.learning_rate", float("nan"), r"config\.train\.learning_rate=nan"),
+        ("train.micro_batches", 3, r"config\.train\.micro_batches=3: must divide config\.train\.batch_size=32"),
+        ("train.warmup_ratio", 1.0, r"config\.train\.warmup_ratio=1\.0: must be a number in \[0, 1\)"),
+        ("em.weights", "best", r"config\.em\.weights='best'"),
+        ("em.iterations", True, r"config\.em\.iterations=True: must be an integer"),
+        ("data.format", "csv", r"config\.data\.format='csv'"),
+        ("data.world_size", "huge", r"config\.data\.world_size='huge'"),
+        ("data.source", "disk", r"config\.data\.source='disk': must be one of 'world', 'files'"),
+        ("retrieval.kind", "faiss", r"config\.retrieval\.kind='faiss'"),
+        ("retrieval.timeout", 0, r"config\.retrieval\.timeout=0"),
+        ("stage0.corpus_share", 1.5, r"config\.stage0\.corpus_share=1\.5: must be a number in \[0, 1\]"),
+        ("model.dtype", "float8", r"config\.model\.dtype='float8'"),
+        ("target.accelerator", "tpu_v9", r"config\.target\.accelerator='tpu_v9'"),
+    ],
+)
 def test_a_bad_field_is_one_config_error_naming_it(field, value, message):
   from exsearch_jax.config_check import validate
+
   cfg = presets.get_config("demo")
   section, key = field.split(".")
   cfg[section][key] = value
@@ -77,6 +83,7 @@ def test_a_bad_field_is_one_config_error_naming_it(field, value, message):
 
 def test_unknown_fields_mesh_axes_and_architecture_fields():
   from exsearch_jax.config_check import validate
+
   cfg = presets.get_config("demo")
   cfg.em.wieghts = "paper"  # a config file's typo adds a field
   with pytest.raises(ConfigError, match=r"config\.em\.wieghts: unknown field"):
@@ -101,6 +108,7 @@ def test_unknown_fields_mesh_axes_and_architecture_fields():
 
 def test_an_unwritable_workdir_is_named():
   from exsearch_jax.config_check import writable_directory
+
   with pytest.raises(ConfigError, match=r"--workdir=/proc/exsearch-never: cannot write there"):
     writable_directory("/proc/exsearch-never")
 
@@ -110,6 +118,7 @@ def test_one_source_of_defaults_the_typed_records():
   from exsearch_jax.config_check import flatten, typed
   from exsearch_jax.config_schema import RunConfig
   from exsearch_jax.sampling.rollout import RolloutConfig
+
   assert flatten(presets._base()) == flatten(RunConfig().to_dict())
   assert typed(presets._base()) == RunConfig()
   assert RolloutConfig() == RunConfig().rollout
@@ -123,6 +132,7 @@ def test_one_source_of_defaults_the_typed_records():
 def test_phases_share_one_record_type_and_batch_size_falls_back_to_train():
   from exsearch_jax.config_check import typed
   from exsearch_jax.config_schema import PhaseConfig
+
   cfg = presets.get_config("demo")
   cfg.seed = 7
   run = typed(cfg)
@@ -134,6 +144,7 @@ def test_phases_share_one_record_type_and_batch_size_falls_back_to_train():
 
 def test_world_tasks_with_benchmark_files_are_refused():
   from exsearch_jax.config_check import validate
+
   cfg = presets.get_config("demo")  # stage0.examples > 0
   cfg.data.source = "files"
   with pytest.raises(ConfigError, match=r"config\.stage0\.examples .* config\.data\.source=files"):
@@ -148,6 +159,7 @@ def test_presets_are_a_registry():
 def test_an_empty_world_size_still_means_benchmark_files():
   """The earlier spelling (`--config.data.world_size=`) keeps working: it is `data.source=files`."""
   from exsearch_jax.config_check import typed
+
   cfg = presets.get_config("smollm2_135m")
   cfg.data.world_size = ""
   data = typed(cfg).data

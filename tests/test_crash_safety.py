@@ -1,6 +1,7 @@
 """Crash-safe writes (exsearch_jax/atomic.py): a process rewriting an index, a checkpoint or a saved model is
 killed with SIGKILL at 10 seeded random moments each; after every kill what is on disk is a complete version
 (or nothing yet), and a rerun ends with the same result as an uninterrupted run."""
+
 import functools
 import os
 import signal
@@ -55,21 +56,33 @@ else:
 
 def tiny_model():
   from exsearch_jax.models import DecoderConfig, init_model
-  return init_model(DecoderConfig(vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2,
-                                  num_kv_heads=1, head_dim=32), seed=0)
+
+  return init_model(
+      DecoderConfig(
+          vocab_size=512, hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, num_kv_heads=1, head_dim=32
+      ),
+      seed=0,
+  )
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
   from exsearch_jax.data import world as W
+
   return W.write_world(W.make_world(0, "tiny"), str(tmp_path_factory.mktemp("world")))["corpus"]
 
 
 def _kill_while_writing(kind, out, corpus, rng, written):
   """Starts the worker, waits until its first complete write, lets it rewrite for a random moment, kills it."""
   env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
-  proc = subprocess.Popen([sys.executable, "-c", WORKER, kind, out, corpus], cwd=ROOT, env=env,
-                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+  proc = subprocess.Popen(
+      [sys.executable, "-c", WORKER, kind, out, corpus],
+      cwd=ROOT,
+      env=env,
+      stdout=subprocess.DEVNULL,
+      stderr=subprocess.PIPE,
+      start_new_session=True,
+  )
   deadline = time.time() + 120
   while not written() and proc.poll() is None and time.time() < deadline:
     time.sleep(0.02)
@@ -86,6 +99,7 @@ def _search(retriever):
 @pytest.mark.slow  # ten processes killed and rerun
 def test_an_index_killed_while_rebuilt_is_the_old_or_the_new_one(corpus, tmp_path):
   from exsearch_jax import retrieval
+
   expected = _search(retrieval.build(corpus, str(tmp_path / "reference"), kind="bm25", progress=False))
   out, rng = str(tmp_path / "index"), np.random.default_rng(0)
   for _ in range(KILLS):
@@ -99,6 +113,7 @@ def test_an_index_killed_while_rebuilt_is_the_old_or_the_new_one(corpus, tmp_pat
 @pytest.mark.slow  # ten processes killed and rerun
 def test_a_model_killed_while_saved_loads_whole(corpus, tmp_path):
   from exsearch_jax.models import from_pretrained, save_pretrained
+
   reference = [np.asarray(x) for x in jax.tree.leaves(tiny_model())]
   out, rng = str(tmp_path / "final_model"), np.random.default_rng(1)
   for _ in range(KILLS):
@@ -114,12 +129,18 @@ def test_a_model_killed_while_saved_loads_whole(corpus, tmp_path):
 def test_a_checkpoint_killed_while_saved_restores(corpus, tmp_path):
   from exsearch_jax.checkpoint import RunCheckpoints
   from exsearch_jax.em.train_step import Trainer, make_optimizer
+
   out, rng = str(tmp_path / "checkpoints"), np.random.default_rng(2)
   reference = [np.asarray(x) for x in jax.tree.leaves(Trainer(tiny_model(), make_optimizer()).state.params)]
   steps = []
   for _ in range(KILLS):
-    _kill_while_writing("checkpoint", out, corpus, rng,
-                        lambda: RunCheckpoints(out).latest_step() is not None if os.path.exists(out) else False)
+    _kill_while_writing(
+        "checkpoint",
+        out,
+        corpus,
+        rng,
+        lambda: RunCheckpoints(out).latest_step() is not None if os.path.exists(out) else False,
+    )
     trainer = Trainer(tiny_model(), make_optimizer())
     position = RunCheckpoints(out).restore_latest(trainer)
     assert position is not None and position["step"] >= 1
@@ -193,4 +214,5 @@ def test_a_full_disk_during_a_checkpoint_is_one_line_and_the_rerun_ends_equal(tm
 
 def _params(model):
   from flax import nnx
+
   return nnx.state(model, nnx.Param)

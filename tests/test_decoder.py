@@ -1,4 +1,5 @@
 """Decoder: logit parity with transformers (PyTorch, float32) and cached decoding == full forward."""
+
 import numpy as np
 import pytest
 
@@ -40,8 +41,16 @@ def test_left_padded_batch_matches_transformers(checkpoints, case):
 
 
 def _tiny(**kw):
-  base = dict(vocab_size=101, hidden_size=48, intermediate_size=64, num_layers=2, num_heads=6, num_kv_heads=2,
-              head_dim=8, rope_theta=5000.0)
+  base = dict(
+      vocab_size=101,
+      hidden_size=48,
+      intermediate_size=64,
+      num_layers=2,
+      num_heads=6,
+      num_kv_heads=2,
+      head_dim=8,
+      rope_theta=5000.0,
+  )
   return DecoderConfig(**{**base, **kw})
 
 
@@ -53,7 +62,7 @@ def test_token_by_token_decoding_equals_full_forward(window):
   cache = init_cache(model.config, batch=2, max_length=16)
   steps = []
   for t in range(ids.shape[1]):
-    logits, cache = model.decode(ids[:, t:t + 1], cache)
+    logits, cache = model.decode(ids[:, t : t + 1], cache)
     steps.append(np.asarray(logits[:, 0]))
   assert np.abs(np.stack(steps, 1) - full).max() <= 1e-4
   assert list(np.asarray(cache.lengths)) == [12, 12]
@@ -93,10 +102,12 @@ def test_appending_a_multi_token_turn_equals_recomputing():
   a, b = rng.integers(0, 101, 7), rng.integers(0, 101, 3)
   turn_a, turn_b = rng.integers(0, 101, 5), rng.integers(0, 101, 2)
   cache = init_cache(model.config, batch=2, max_length=20)
-  _, cache = model.decode(np.array([a, np.r_[b, [0] * 4]]), cache,
-                          attention_mask=np.array([[1] * 7, [1] * 3 + [0] * 4]))
-  logits, cache = model.decode(np.array([turn_a, np.r_[[0] * 3, turn_b]]), cache,
-                               attention_mask=np.array([[1] * 5, [0] * 3 + [1] * 2]))
+  _, cache = model.decode(
+      np.array([a, np.r_[b, [0] * 4]]), cache, attention_mask=np.array([[1] * 7, [1] * 3 + [0] * 4])
+  )
+  logits, cache = model.decode(
+      np.array([turn_a, np.r_[[0] * 3, turn_b]]), cache, attention_mask=np.array([[1] * 5, [0] * 3 + [1] * 2])
+  )
   full_a = np.asarray(model(np.r_[a, turn_a][None]))[0, -1]
   full_b = np.asarray(model(np.r_[b, turn_b][None]))[0, -1]
   assert np.abs(np.asarray(logits[0, -1]) - full_a).max() <= 1e-4
@@ -107,6 +118,7 @@ def test_rematerialised_layers_give_the_same_loss_and_gradients():
   import jax
   from flax import nnx
   from exsearch_jax.em.train_step import weighted_loss_sum
+
   model = init_model(_tiny(num_layers=3), seed=4)
   graphdef, params = nnx.split(model)
   rng = np.random.default_rng(5)

@@ -1,5 +1,6 @@
 """E-step weights, the weighted M-step loss and train step (masking, equal weights = SFT, sharded = single,
 NaN skipped), and batching that a resumed run can replay."""
+
 import jax
 import numpy as np
 import optax
@@ -12,8 +13,16 @@ from exsearch_jax.em.weights import compute_weights
 from exsearch_jax.models import DecoderConfig, init_model
 from exsearch_jax.sharding import make_mesh
 
-CONFIG = DecoderConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4, num_kv_heads=2,
-                       head_dim=8, eos_token_id=None)
+CONFIG = DecoderConfig(
+    vocab_size=64,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    eos_token_id=None,
+)
 # Adam's first step is ~lr*g/(|g|+eps): with the default 1e-8, float rounding in a ~0 gradient becomes a
 # full step, so comparisons of two computations of the same step use a larger eps
 ADAM_EPS = 1e-4
@@ -29,7 +38,7 @@ def test_paper_weights_normalise_per_question_and_zero_invalid():
   np.testing.assert_allclose(w[:3], np.array([0.5, 0.25, 0.0001]) / 0.7501)
   np.testing.assert_allclose(w[3:], [0.5, 0.5, 0.0])  # all-wrong question b still carries total weight 1
   assert stats["questions_without_correct_sample"] == 0.5
-  np.testing.assert_allclose(stats["effective_sample_size"], 2.0 ** 2 / np.square(w).sum())
+  np.testing.assert_allclose(stats["effective_sample_size"], 2.0**2 / np.square(w).sum())
 
 
 def test_guard_drops_questions_whose_best_sample_is_unlikely():
@@ -45,8 +54,9 @@ def test_code_uniform_and_rejection_weights():
   assert uniform.tolist() == [1, 1, 1, 1, 1, 0]
   rejection, stats = compute_weights("rejection", GROUPS, LOGP, COUNT, CORRECT, VALID)
   assert rejection.tolist() == [1, 0, 0, 0, 0, 0] and stats["effective_sample_size"] == 1.0
-  balanced, _ = compute_weights("balanced", ["a", "a", "a", "b", "b"], LOGP[:5], COUNT[:5],
-                                np.array([1, 1, 0, 1, 0], bool), VALID[:5])
+  balanced, _ = compute_weights(
+      "balanced", ["a", "a", "a", "b", "b"], LOGP[:5], COUNT[:5], np.array([1, 1, 0, 1, 0], bool), VALID[:5]
+  )
   np.testing.assert_allclose(balanced, np.array([0.5, 0.5, 0, 1, 0]) * 3 / 2)  # each question 1, mean 1
   nan, _ = compute_weights("uniform", ["x"], np.array([np.nan]), np.array([1]), np.array([True]), np.array([True]))
   assert nan.tolist() == [0.0]
@@ -60,8 +70,9 @@ def _examples(n=8, seed=0, weights=None):
   for i in range(n):
     length = int(rng.integers(6, 30))
     mask = tuple(bool(m) for m in rng.random(length) < 0.5)
-    out.append(S.Example(tuple(int(t) for t in rng.integers(1, 64, length)), mask,
-                         1.0 if weights is None else weights[i]))
+    out.append(
+        S.Example(tuple(int(t) for t in rng.integers(1, 64, length)), mask, 1.0 if weights is None else weights[i])
+    )
   return out
 
 
@@ -122,8 +133,9 @@ def test_training_the_top_layer_moves_it_as_full_training_does_and_freezes_the_r
   top.update(batch, 1e-2)
   names = [jax.tree_util.keystr(p) for p, _ in jax.tree_util.tree_flatten_with_path(top.state.params)[0]]
   assert sum(top.mask) == 10 and all(("[1]" in n) == m or "final_norm" in n for n, m in zip(names, top.mask))
-  for name, trained, old, new, reference in zip(names, top.mask, before, jax.tree.leaves(top.state.params),
-                                                jax.tree.leaves(full.state.params)):
+  for name, trained, old, new, reference in zip(
+      names, top.mask, before, jax.tree.leaves(top.state.params), jax.tree.leaves(full.state.params)
+  ):
     if trained:
       np.testing.assert_allclose(np.asarray(new), np.asarray(reference), rtol=1e-5, atol=1e-6, err_msg=name)
       assert not np.array_equal(np.asarray(new), old), name
@@ -192,6 +204,7 @@ def test_learning_rate_schedule_warms_up_then_decays():
 
 def test_a_registered_scheme_is_a_weighting_like_the_others():
   from exsearch_jax.em import weights as W
+
   W.scheme("halved")(lambda s: 0.5 * s.valid)
   try:
     w, stats = compute_weights("halved", GROUPS, LOGP, COUNT, CORRECT, VALID)

@@ -1,6 +1,7 @@
 """One small EM iteration end to end with the real SmolLM2-135M preset: its own tokenizer and chat
 template, warm-up, evaluation, rollout with the retriever, E-step weights and an M-step that changes
 the weights. (The demo preset's from-scratch model covers the rest of the loop's behaviour.)"""
+
 import json
 import os
 
@@ -20,8 +21,9 @@ def small_smollm2_config():
   cfg.data.dev_limit = 4
   cfg.rollout.update(dict(samples=2, max_steps=2, step_tokens=24, answer_tokens=8, capacity=1024, batch_rows=8))
   # replayed seeds give the M-step work even when no sampled trajectory is right yet
-  cfg.em.update(dict(iterations=1, weights="uniform", questions_per_iteration=4, seed_trajectories=4,
-                     replay_seeds=True))
+  cfg.em.update(
+      dict(iterations=1, weights="uniform", questions_per_iteration=4, seed_trajectories=4, replay_seeds=True)
+  )
   cfg.train.update(dict(batch_size=4, micro_batches=2, max_length=1024, learning_rate=1e-5))
   cfg.warmup.update(dict(epochs=3, learning_rate=5e-5))
   return cfg

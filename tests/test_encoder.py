@@ -1,4 +1,5 @@
 """Encoder: sentence-transformers parity for all-MiniLM-L6-v2, bounded compiles, mesh == no mesh, clear errors."""
+
 import os
 
 import jax
@@ -56,6 +57,7 @@ def loaded(minilm):
 @pytest.fixture(scope="module")
 def reference(minilm):
   from sentence_transformers import SentenceTransformer
+
   return SentenceTransformer(minilm, device="cpu").encode(TEXTS, batch_size=64, convert_to_numpy=True)
 
 
@@ -91,7 +93,7 @@ def test_matches_sentence_transformers_in_order(loaded, encoded, reference):
 def test_compiles_bounded_and_order_restored(loaded, encoded):
   encoder, ours = encoded
   lengths = sorted(len(ids) for ids in loaded[1](TEXTS, truncation=True, max_length=256)["input_ids"])
-  longest = [max(lengths[i:i + BATCH]) for i in range(0, len(lengths), BATCH)]  # batches of sorted texts
+  longest = [max(lengths[i : i + BATCH]) for i in range(0, len(lengths), BATCH)]  # batches of sorted texts
   used = {length_bucket(n, 256) for n in longest}
   assert 1 <= encoder.compiles <= len(used) < len(longest), (encoder.compiles, sorted(used))
   before = encoder.compiles
@@ -104,8 +106,18 @@ def test_compiles_bounded_and_order_restored(loaded, encoded):
 
 
 def test_length_buckets():
-  assert [length_bucket(n, 256) for n in (0, 1, 16, 17, 33, 64, 65, 130, 256, 300)] == \
-      [16, 16, 16, 32, 48, 64, 80, 144, 256, 256]
+  assert [length_bucket(n, 256) for n in (0, 1, 16, 17, 33, 64, 65, 130, 256, 300)] == [
+      16,
+      16,
+      16,
+      32,
+      48,
+      64,
+      80,
+      144,
+      256,
+      256,
+  ]
   assert [length_bucket(n, 512) for n in (257, 300, 512, 600)] == [320, 320, 512, 512]
 
 
@@ -159,6 +171,8 @@ def test_bert_prefixed_tensors_load_the_same(minilm, loaded, tmp_path):
   path = _checkpoint_copy(minilm, tmp_path / "ckpt", {"bert." + k: np.asarray(st.get(k)) for k in st.keys()})
   model, _ = load_encoder(path)
   assert model.config == EncoderConfig.from_directory(minilm)
-  same = [bool((np.asarray(a) == np.asarray(b)).all())
-          for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(loaded[0])))]
+  same = [
+      bool((np.asarray(a) == np.asarray(b)).all())
+      for a, b in zip(jax.tree.leaves(nnx.state(model)), jax.tree.leaves(nnx.state(loaded[0])))
+  ]
   assert len(same) == 6 * 16 + 5 and all(same)

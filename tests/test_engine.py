@@ -1,4 +1,5 @@
 """Batched generate: per-row stops, budgets, seeds, and independence from batch composition."""
+
 import numpy as np
 import pytest
 
@@ -6,8 +7,16 @@ from exsearch_jax.models import DecoderConfig, init_model
 from exsearch_jax.sampling import generate
 from exsearch_jax.sampling.engine import sample_logits
 
-CONFIG = DecoderConfig(vocab_size=61, hidden_size=32, intermediate_size=64, num_layers=2, num_heads=4,
-                       num_kv_heads=2, head_dim=8, eos_token_id=None)
+CONFIG = DecoderConfig(
+    vocab_size=61,
+    hidden_size=32,
+    intermediate_size=64,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=8,
+    eos_token_id=None,
+)
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +28,7 @@ def _greedy_reference(model, prompt, n):
   seq = list(prompt)
   for _ in range(n):
     seq.append(int(np.argmax(np.asarray(model(np.array([seq])))[0, -1])))
-  return seq[len(prompt):]
+  return seq[len(prompt) :]
 
 
 @pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
@@ -36,10 +45,9 @@ def test_eos_and_stop_sequences_end_rows_independently(model):
   stop_seq = free[2][4:6]
   got = generate(model, prompts, max_new_tokens=12, eos_token_ids=[eos], stop=[stop_seq])
   first_eos = free[0].index(eos)
-  assert got[0] == free[0][:first_eos + 1]
+  assert got[0] == free[0][: first_eos + 1]
   for row, tokens in zip(free[1:], got[1:]):
-    cut = next((i + 1 for i in range(len(row)) if row[i] == eos or row[max(0, i - 1):i + 1] == stop_seq),
-               len(row))
+    cut = next((i + 1 for i in range(len(row)) if row[i] == eos or row[max(0, i - 1) : i + 1] == stop_seq), len(row))
     assert tokens == row[:cut]
 
 
@@ -59,6 +67,7 @@ def test_sampling_is_seeded_per_row(model):
 
 def test_top_k_and_top_p_restrict_the_support():
   import jax
+
   logits = np.log(np.array([[0.5, 0.3, 0.15, 0.05]] * 4000, np.float32))
   keys = jax.random.split(jax.random.PRNGKey(0), 4000)
   top1 = np.asarray(sample_logits(logits, keys, 1.0, 1.0, 1))
@@ -80,9 +89,11 @@ def test_shared_prompts_are_prefilled_once_and_sample_as_if_prefilled_apart(mode
   """`DecodeSession.start`: the K samples of a question share their prompt; it is computed once and the cache
   rows copied, and every row then samples exactly what it samples when each prompt is prefilled on its own."""
   from exsearch_jax.sampling.engine import DecodeSession
+
   sharding = None
   if shards > 1:  # rows over 8 devices, as the rollout places them
     from exsearch_jax.sharding import batch_sharding, make_mesh
+
     mesh = make_mesh({"data": 8})
     model, sharding = init_model(CONFIG, mesh=mesh, seed=0), batch_sharding(mesh)
   prompts = [[1, 2, 3, 4, 5]] * 4 + [[9, 8]] * 4 + [[7, 6, 5, 4, 3, 2, 1]] * 3

@@ -1,5 +1,6 @@
 """The sampler's shortcut: nucleus among the top CANDIDATES, then WIDE_CANDIDATES, then a full sort for
 wider rows; the same answers every way."""
+
 import jax
 import numpy as np
 import pytest

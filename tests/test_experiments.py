@@ -1,4 +1,5 @@
 """experiments/em_run.py: the tables an EM run's results are read from."""
+
 import json
 import os
 import sys
@@ -9,17 +10,26 @@ from experiments import em_run  # pylint: disable=wrong-import-position
 
 
 def _trajectory(qid, answer, queries, gold):
-  return {"question_id": qid, "answer": answer, "golden_answers": [gold],
-          "steps": [{"query": q, "fact": ""} for q in queries]}
+  return {
+      "question_id": qid,
+      "answer": answer,
+      "golden_answers": [gold],
+      "steps": [{"query": q, "fact": ""} for q in queries],
+  }
 
 
 def test_estep_by_kind_counts_questions_with_a_correct_sample_and_repeated_queries(tmp_path):
-  questions = [{"id": "a", "type": "bridge", "hops": 2}, {"id": "b", "type": "bridge", "hops": 2},
-               {"id": "c", "type": "compositional", "hops": 3}]
-  rows = [_trajectory("a", "Paris", ["Who founded X?", "Where was Y born?"], "paris"),   # right (normalised)
-          _trajectory("a", "Rome", ["Who founded X?", "who founded x? "], "paris"),      # repeats a query
-          _trajectory("b", "Oslo", ["Q"], "Bergen"),
-          _trajectory("c", None, [], "Lyon")]
+  questions = [
+      {"id": "a", "type": "bridge", "hops": 2},
+      {"id": "b", "type": "bridge", "hops": 2},
+      {"id": "c", "type": "compositional", "hops": 3},
+  ]
+  rows = [
+      _trajectory("a", "Paris", ["Who founded X?", "Where was Y born?"], "paris"),  # right (normalised)
+      _trajectory("a", "Rome", ["Who founded X?", "who founded x? "], "paris"),  # repeats a query
+      _trajectory("b", "Oslo", ["Q"], "Bergen"),
+      _trajectory("c", None, [], "Lyon"),
+  ]
   os.makedirs(tmp_path / "estep" / "1")
   with open(tmp_path / "estep" / "1" / "trajectories.jsonl", "w", encoding="utf-8") as f:
     f.writelines(json.dumps(r) + "\n" for r in rows)
@@ -33,6 +43,11 @@ def test_estep_by_kind_before_the_first_e_step(tmp_path):
 
 
 def test_phase_minutes_add_up_the_parts_of_a_resumed_phase():
-  table = em_run._phases_table([{"phase": "estep/1", "seconds": 60}, {"phase": "estep/1", "seconds": 30},  # pylint: disable=protected-access
-                                {"phase": "mstep/1", "seconds": 90}])
+  table = em_run._phases_table(
+      [
+          {"phase": "estep/1", "seconds": 60},
+          {"phase": "estep/1", "seconds": 30},  # pylint: disable=protected-access
+          {"phase": "mstep/1", "seconds": 90},
+      ]
+  )
   assert "| estep/1 | 1.5 |" in table and "| total | 3.0 |" in table

@@ -2,6 +2,7 @@
 a sweep killed with SIGKILL resumes without rerunning finished runs. (iterations_smollm2's smoke loads SmolLM2
 and takes minutes; its configs are checked in test_sweep.py and the suite's one SmolLM2 EM iteration is elsewhere.)
 """
+
 import json
 import os
 import signal
@@ -18,8 +19,14 @@ SCRIPT = os.path.join(ROOT, "experiments", "run.py")
 
 
 def _run(tmp_path, *flags, check=True):
-  out = subprocess.run([sys.executable, SCRIPT, f"--out={tmp_path}/out", f"--workdir={tmp_path}/runs", *flags],
-                       capture_output=True, text=True, cwd=ROOT, timeout=900, check=False)
+  out = subprocess.run(
+      [sys.executable, SCRIPT, f"--out={tmp_path}/out", f"--workdir={tmp_path}/runs", *flags],
+      capture_output=True,
+      text=True,
+      cwd=ROOT,
+      timeout=900,
+      check=False,
+  )
   if check:
     assert out.returncode == 0, out.stderr[-3000:]
   return out
@@ -33,6 +40,7 @@ def _records(tmp_path, name):
 @pytest.mark.parametrize("name", ["iterations", "weighting", "warmup_size", "retriever", "baselines", "rerank"])
 def test_smoke_size_writes_table_plot_records_and_configs(tmp_path, name):
   from experiments import catalog
+
   exp = catalog.get(name)
   _run(tmp_path, f"--experiment={name}", "--size=smoke")
   directory = tmp_path / "out" / name
@@ -49,8 +57,14 @@ def test_smoke_size_writes_table_plot_records_and_configs(tmp_path, name):
 
 
 def test_a_killed_sweep_skips_its_finished_runs_when_rerun(tmp_path):
-  cmd = [sys.executable, SCRIPT, f"--out={tmp_path}/out", f"--workdir={tmp_path}/runs", "--experiment=samples",
-         "--size=smoke"]
+  cmd = [
+      sys.executable,
+      SCRIPT,
+      f"--out={tmp_path}/out",
+      f"--workdir={tmp_path}/runs",
+      "--experiment=samples",
+      "--size=smoke",
+  ]
   proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
   runs = tmp_path / "out" / "samples" / "runs.jsonl"
   deadline = time.time() + 600

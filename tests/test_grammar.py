@@ -1,5 +1,6 @@
 """The turn automaton: what it allows where, that every turn can end within its budget, and (in test_rollout)
 that an untrained model under it writes only parseable trajectories."""
+
 import numpy as np
 import pytest
 
@@ -33,7 +34,7 @@ def test_a_fact_then_a_query_or_final_is_accepted_and_ends_the_turn(chat):
   after_query = _walk(g, g.fact_start, fact + chat.encode(tj.QUERY))
   assert after_query == g.query_start
   end = _walk(g, after_query, chat.encode(" who") + chat.encode(tj.SEARCH))
-  assert g.allowed[end].sum() == 1 and g.allowed[end, chat.end_of_turn]   # only the end of the turn is left
+  assert g.allowed[end].sum() == 1 and g.allowed[end, chat.end_of_turn]  # only the end of the turn is left
   assert _walk(g, g.fact_start, fact + chat.encode(tj.FINAL)) == end
   assert _walk(g, g.query_start, chat.encode(" who") + [chat.end_of_turn]) == end
 
@@ -46,12 +47,12 @@ def test_text_holds_no_tag_or_special_token_and_a_fact_cannot_just_stop(chat):
     if "<" in text and i not in first_of_tags:
       assert not g.allowed[g.fact_start, i], text
   assert not g.allowed[g.fact_start, chat.end_of_turn]
-  assert not g.allowed[g.query_start, chat.end_of_turn]          # an empty query is not a query
+  assert not g.allowed[g.query_start, chat.end_of_turn]  # an empty query is not a query
   assert not g.allowed[g.query_start, chat.encode(tj.SEARCH)[0]]
   fact_tag = chat.encode(tj.FACT)
   assert not g.allowed[_walk(g, g.fact_start, chat.encode(" x")), fact_tag[0]] or len(fact_tag) > 1
   line_break = chat.encode(" big .\n")
-  if "\n" in chat.decode(line_break):   # (a word-level tokenizer drops line breaks)
+  if "\n" in chat.decode(line_break):  # (a word-level tokenizer drops line breaks)
     after_line = _walk(g, g.fact_start, line_break)
     assert g.allowed[after_line].sum() == len({chat.encode(tj.QUERY)[0], chat.encode(tj.FINAL)[0]})  # a tag only
   others = np.arange(g.allowed.shape[1]) != chat.end_of_turn
@@ -61,17 +62,17 @@ def test_text_holds_no_tag_or_special_token_and_a_fact_cannot_just_stop(chat):
 def test_every_state_knows_how_many_tokens_end_its_turn(chat):
   g = build_grammar(chat)
   final, query = len(chat.encode(tj.FINAL)), len(chat.encode(tj.QUERY))
-  assert g.to_end[g.fact_start] == min(final, query + 2)     # <FINAL>, or <QUERY> + a word + the end of turn
-  assert g.to_end[g.query_start] == 2                        # a word, then the end of the turn
+  assert g.to_end[g.fact_start] == min(final, query + 2)  # <FINAL>, or <QUERY> + a word + the end of turn
+  assert g.to_end[g.query_start] == 2  # a word, then the end of the turn
   assert g.to_end[g.answer_start] == 1 and g.to_end[FREE] == 0
   reachable = np.unique(g.transition[g.allowed])
-  assert (g.to_end[reachable] < 10).all()                    # no state the automaton can reach is a dead end
+  assert (g.to_end[reachable] < 10).all()  # no state the automaton can reach is a dead end
 
 
 def test_a_fact_gives_way_to_its_tag_after_half_the_budget(chat):
   g = build_grammar(chat)
   closed = g.half_spent[g.fact_start]
-  assert closed != g.fact_start and not g.allowed[closed, chat.encode(" x")[0]]       # text is over
+  assert closed != g.fact_start and not g.allowed[closed, chat.encode(" x")[0]]  # text is over
   assert g.allowed[closed, chat.encode(tj.QUERY)[0]] and g.allowed[closed, chat.encode(tj.FINAL)[0]]
   others = [s for s in range(len(g.half_spent)) if s != g.fact_start]
   assert (g.half_spent[others] == others).all()

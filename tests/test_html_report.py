@@ -1,4 +1,5 @@
 """Rollout inspection: JSONL round trips, and the HTML page shows every part of a search, escaped."""
+
 import html
 import json
 
@@ -17,9 +18,16 @@ world = test_rollout.world  # the tiny world, BM25 retriever and word-level chat
 def scripted(world):
   w, retriever, chat = world
   questions = w.splits["dev"][:3]
-  trajs = rollout(_oracle_policy(chat, {q["question"]: q for q in questions}), chat, retriever, questions,
-                  RolloutConfig(samples=2, max_steps=6, shown=2, capacity=1024, instruction="none", constrained=False,
-                                answer_at_budget=False), session_factory=ScriptedSession)
+  trajs = rollout(
+      _oracle_policy(chat, {q["question"]: q for q in questions}),
+      chat,
+      retriever,
+      questions,
+      RolloutConfig(
+          samples=2, max_steps=6, shown=2, capacity=1024, instruction="none", constrained=False, answer_at_budget=False
+      ),
+      session_factory=ScriptedSession,
+  )
   for i, t in enumerate(trajs):
     t.weight = None if i == 0 else 0.25 * i
   return trajs
@@ -65,10 +73,20 @@ def test_html_shows_questions_queries_facts_passages_and_weights(world, scripted
 def test_model_text_is_escaped(world):
   _, _, chat = world
   evil = "<script>alert(1)</script> <QUERY> x"
-  traj = Trajectory(question_id="q<1>", sample=0, question="Is <b>this</b> bold?", tokens=chat.encode("a b"),
-                    loss_mask=[True, True], logprobs=[0.0, 0.0], prompt_length=0,
-                    steps=[SearchStep(evil, retrieved_ids=["p1"], shown_ids=["p1"], fact=evil)],
-                    answer=evil, stop_reason="answered", golden_answers=["x"], weight=1.0)
+  traj = Trajectory(
+      question_id="q<1>",
+      sample=0,
+      question="Is <b>this</b> bold?",
+      tokens=chat.encode("a b"),
+      loss_mask=[True, True],
+      logprobs=[0.0, 0.0],
+      prompt_length=0,
+      steps=[SearchStep(evil, retrieved_ids=["p1"], shown_ids=["p1"], fact=evil)],
+      answer=evil,
+      stop_reason="answered",
+      golden_answers=["x"],
+      weight=1.0,
+  )
   page = ins.render_html([traj], chat, passages={"p1": {"title": "<i>T</i>", "text": "<QUERY> c"}})
   assert "<script>" not in page and "<QUERY>" not in page and "<b>this" not in page and "<i>T" not in page
   assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "&lt;QUERY&gt;" in page
@@ -84,11 +102,28 @@ def test_correctness_uses_normalised_exact_match():
 
 def test_rerank_order_is_shown_with_the_candidate_titles(world):
   _, _, chat = world
-  traj = Trajectory(question_id="q", sample=0, question="Who?", tokens=chat.encode("a b"), loss_mask=[True, True],
-                    logprobs=[0.0, 0.0], prompt_length=0,
-                    steps=[SearchStep("who", retrieved_ids=["p1", "p2", "p3"], retrieved_titles=["A", "B", "C"],
-                                      rerank=[2, 0], shown_ids=["p3", "p1"], fact="f")],
-                    answer="x", stop_reason="answered", golden_answers=["x"])
+  traj = Trajectory(
+      question_id="q",
+      sample=0,
+      question="Who?",
+      tokens=chat.encode("a b"),
+      loss_mask=[True, True],
+      logprobs=[0.0, 0.0],
+      prompt_length=0,
+      steps=[
+          SearchStep(
+              "who",
+              retrieved_ids=["p1", "p2", "p3"],
+              retrieved_titles=["A", "B", "C"],
+              rerank=[2, 0],
+              shown_ids=["p3", "p1"],
+              fact="f",
+          )
+      ],
+      answer="x",
+      stop_reason="answered",
+      golden_answers=["x"],
+  )
   page = ins.render_html([traj], chat, passages={"p1": {"title": "A", "text": "a"}, "p3": {"title": "C", "text": "c"}})
   assert "re-rank 1" in page and "[3] C &gt; [1] A" in page
   assert page.index("passage p3") < page.index("passage p1")

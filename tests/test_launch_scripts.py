@@ -1,4 +1,5 @@
 """The TPU-pod and SLURM launch scripts: they parse, pass shellcheck, and their dry runs print the commands."""
+
 import os
 import shutil
 import subprocess
@@ -12,8 +13,14 @@ CHECKED = SCRIPTS + [os.path.join(ROOT, "benchmarks", "gpu_check.sh")]  # shellc
 
 
 def _dry(script: str, *args, **env) -> subprocess.CompletedProcess:
-  return subprocess.run(["bash", script, *args], env=dict(os.environ, DRY_RUN="1", **env), capture_output=True,
-                        text=True, timeout=30, cwd=ROOT)
+  return subprocess.run(
+      ["bash", script, *args],
+      env=dict(os.environ, DRY_RUN="1", **env),
+      capture_output=True,
+      text=True,
+      timeout=30,
+      cwd=ROOT,
+  )
 
 
 @pytest.mark.parametrize("script", CHECKED, ids=os.path.basename)
@@ -28,8 +35,10 @@ def test_scripts_parse_and_pass_shellcheck(script):
 
 def test_tpu_pod_dry_run_prints_the_gcloud_commands():
   env = dict(TPU_NAME="pod", ZONE="us-central2-b", BUCKET="bkt", WORKERS="2", DATA_DIR="gs://bkt/data")
-  out = {step: _dry(SCRIPTS[0], step, "--config.em.iterations=3", **env) for step in
-         ("create", "install", "data", "train", "logs", "delete")}
+  out = {
+      step: _dry(SCRIPTS[0], step, "--config.em.iterations=3", **env)
+      for step in ("create", "install", "data", "train", "logs", "delete")
+  }
   assert all(r.returncode == 0 for r in out.values()), {k: r.stderr for k, r in out.items()}
   assert "gcloud compute tpus tpu-vm create pod --accelerator-type=v4-32" in out["create"].stdout
   assert "tpu-vm scp" in out["install"].stdout and "pip install" in out["install"].stdout

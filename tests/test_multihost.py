@@ -1,6 +1,7 @@
 """Multi-process runs: where the process group comes from, host-local sampling meshes, two processes x 4 CPU
 devices (one killed mid-run, then resumed) reaching the parameters of one 8-device process, and
 the others' bounded, clear exit when a process dies or fails."""
+
 import json
 import math
 import os
@@ -32,8 +33,11 @@ WORKER = [sys.executable, "-m", "tests.multihost_worker"]
 # ---- the process group ----------------------------------------------------------------------------------
 def test_group_from_flags_environment_slurm_and_tpu():
   assert distributed.detect(environ={}) is None
-  assert distributed.detect(coordinator_address="h:12", num_processes=2, process_id=1, environ={}) == \
-      {"coordinator_address": "h:12", "num_processes": 2, "process_id": 1}
+  assert distributed.detect(coordinator_address="h:12", num_processes=2, process_id=1, environ={}) == {
+      "coordinator_address": "h:12",
+      "num_processes": 2,
+      "process_id": 1,
+  }
   env = {"JAX_COORDINATOR_ADDRESS": "h:9", "JAX_NUM_PROCESSES": "4", "JAX_PROCESS_ID": "3"}
   assert distributed.detect(environ=env) == {"coordinator_address": "h:9", "num_processes": 4, "process_id": 3}
   assert distributed.detect("off", environ=env) is None
@@ -44,13 +48,18 @@ def test_group_from_flags_environment_slurm_and_tpu():
   assert distributed.detect("on", environ={}) == {}
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(coordinator_address="h:1", num_processes=2), "missing --process_id"),
-    (dict(coordinator_address="h", num_processes=2, process_id=0), "must be host:port"),
-    (dict(coordinator_address="h:1", num_processes=2, process_id=2), "need 0 <= id < count"),
-    (dict(environ={"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}),
-     "need integers"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(coordinator_address="h:1", num_processes=2), "missing --process_id"),
+        (dict(coordinator_address="h", num_processes=2, process_id=0), "must be host:port"),
+        (dict(coordinator_address="h:1", num_processes=2, process_id=2), "need 0 <= id < count"),
+        (
+            dict(environ={"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "two", "JAX_PROCESS_ID": "0"}),
+            "need integers",
+        ),
+    ],
+)
 def test_inconsistent_group_is_one_clear_error(kwargs, message):
   with pytest.raises(distributed.DistributedError, match=message):
     distributed.detect(**{"environ": {}, **kwargs})
@@ -81,8 +90,9 @@ def test_train_mesh_dcn_degrees_need_that_many_processes():
 
 
 def test_host_local_copy_reshards_for_sampling():
-  config = DecoderConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=4,
-                         num_kv_heads=2, head_dim=8)
+  config = DecoderConfig(
+      vocab_size=64, hidden_size=32, intermediate_size=64, num_layers=1, num_heads=4, num_kv_heads=2, head_dim=8
+  )
   meshes = sampling_meshes({"data": -1, "tensor": 2})
   assert meshes[0] is meshes[1] and dict(meshes[1].shape) == {"data": 4, "fsdp": 1, "tensor": 2}
   state = nnx.state(init_model(config, mesh=make_mesh({"fsdp": 8}), seed=1))
@@ -100,16 +110,27 @@ def _free_port() -> int:
 
 
 def _start(command, devices: int, log: str) -> subprocess.Popen:
-  env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
-             JAX_DEFAULT_MATMUL_PRECISION="highest", PYTHONPATH=ROOT)
+  env = dict(
+      os.environ,
+      XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}",
+      JAX_DEFAULT_MATMUL_PRECISION="highest",
+      PYTHONPATH=ROOT,
+  )
   with open(log, "w") as out:
     return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
 
 
 def _group(command, count: int, devices: int, logs: str, *flags) -> list:
   port = _free_port()
-  return [_start(command + [f"--coordinator_address=localhost:{port}", f"--num_processes={count}",
-                            f"--process_id={i}", *flags], devices, f"{logs}{i}.log") for i in range(count)]
+  return [
+      _start(
+          command
+          + [f"--coordinator_address=localhost:{port}", f"--num_processes={count}", f"--process_id={i}", *flags],
+          devices,
+          f"{logs}{i}.log",
+      )
+      for i in range(count)
+  ]
 
 
 def _wait(procs, timeout: float) -> list:
@@ -143,8 +164,11 @@ def _read(path) -> str:
 def _records(workdir: str) -> dict:
   """The last E-step and eval record of each iteration (a resumed run repeats the phase it was killed in)."""
   rows = [json.loads(line) for line in _read(os.path.join(workdir, "metrics.jsonl")).splitlines()]
-  return {(r["kind"], r["iteration"]): {k: v for k, v in r.items() if k != "seconds"} for r in rows
-          if r["kind"] in ("estep", "eval")}
+  return {
+      (r["kind"], r["iteration"]): {k: v for k, v in r.items() if k != "seconds"}
+      for r in rows
+      if r["kind"] in ("estep", "eval")
+  }
 
 
 def test_two_processes_killed_and_resumed_equal_one_process(tiny_run, tmp_path):
@@ -176,7 +200,7 @@ def test_two_processes_killed_and_resumed_equal_one_process(tiny_run, tmp_path):
   records, reference_records = _records(multi), _records(single)
   assert set(records) == set(reference_records) == {("eval", 0), ("estep", 1), ("eval", 1)}
   for key, record in records.items():  # E-step scores: each process scores its share in a batch of its own
-    expected = reference_records[key]    # height, so its statistics may be a few ulps apart; evaluations equal
+    expected = reference_records[key]  # height, so its statistics may be a few ulps apart; evaluations equal
     assert record.keys() == expected.keys(), key
     for field, value in record.items():
       close = isinstance(value, float) and key[0] == "estep" and math.isclose(value, expected[field], rel_tol=1e-5)
@@ -211,13 +235,29 @@ def test_killed_coordinator_ends_the_others(tmp_path):
 def test_objects_cross_processes_as_json_with_their_dtypes():
   from exsearch_jax.em.sequences import Example
   from exsearch_jax.trajectory import SearchStep, Trajectory
-  traj = Trajectory(question_id="q", sample=1, question="Who?", tokens=[1, 2, 3], loss_mask=[False, True, True],
-                    logprobs=[0.0, -0.5, -1.25], prompt_length=1,
-                    steps=[SearchStep("x", retrieved_ids=["p1"], shown_ids=["p1"], rerank=[0])],
-                    answer="A", stop_reason="answered", answer_start=2, golden_answers=["A"], weight=None)
+
+  traj = Trajectory(
+      question_id="q",
+      sample=1,
+      question="Who?",
+      tokens=[1, 2, 3],
+      loss_mask=[False, True, True],
+      logprobs=[0.0, -0.5, -1.25],
+      prompt_length=1,
+      steps=[SearchStep("x", retrieved_ids=["p1"], shown_ids=["p1"], rerank=[0])],
+      answer="A",
+      stop_reason="answered",
+      answer_start=2,
+      golden_answers=["A"],
+      weight=None,
+  )
   example = Example((1, 2, 3), (False, True, True), 0.75)
-  items = [(traj, np.float32(-1.2345678), np.int64(7)), example, np.arange(6, dtype=np.float16).reshape(2, 3),
-           {"nan": float("nan"), "list": [1, "two"]}]
+  items = [
+      (traj, np.float32(-1.2345678), np.int64(7)),
+      example,
+      np.arange(6, dtype=np.float16).reshape(2, 3),
+      {"nan": float("nan"), "list": [1, "two"]},
+  ]
   back = distributed.from_wire(distributed.to_wire(items))
   assert back[0][0] == traj and back[1] == example
   assert back[0][1] == np.float32(-1.2345678) and back[0][1].dtype == np.float32 and back[0][2].dtype == np.int64

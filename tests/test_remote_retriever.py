@@ -3,6 +3,7 @@
 Our server is the real `make_server` over a BM25 index; the Search-R1 and ColBERT stand-ins answer from the same
 passages with a word-overlap score, chosen so that every ranking below is unambiguous under both scorers.
 """
+
 import json
 import re
 import socket
@@ -39,17 +40,21 @@ def _overlap(query: str, k: int) -> list[tuple[int, int]]:
 
 def search_r1(method, path, params, body):
   """Search-R1's POST /retrieve: documents are corpus rows {"id", "contents"}; wrapped with scores on request."""
+
   def item(score, i):
     doc = {"id": PASSAGES[i][0], "contents": f'"{PASSAGES[i][1]}"\n{PASSAGES[i][2]}'}
     return {"document": doc, "score": float(score)} if body.get("return_scores") else doc
+
   return 200, {"result": [[item(s, i) for s, i in _overlap(q, body.get("topk") or 3)] for q in body["queries"]]}
 
 
 def colbert(method, path, params, body):
   """ColBERT's GET /api/search: one query; "title | text" passages, pid = row number, k capped at 100."""
   k = min(int(params.get("k", ["10"])[0]), 100)
-  hits = [{"text": f"{PASSAGES[i][1]} | {PASSAGES[i][2]}", "pid": i, "rank": r + 1, "score": float(s), "prob": 0.1}
-          for r, (s, i) in enumerate(_overlap(params["query"][0], k))]
+  hits = [
+      {"text": f"{PASSAGES[i][1]} | {PASSAGES[i][2]}", "pid": i, "rank": r + 1, "score": float(s), "prob": 0.1}
+      for r, (s, i) in enumerate(_overlap(params["query"][0], k))
+  ]
   return 200, {"query": params["query"][0], "topk": hits}
 
 
@@ -104,6 +109,7 @@ def stub():
   def start(answer):
     stubs.append(Stub(answer))
     return stubs[-1]
+
   yield start
   for s in stubs:
     s.close()
@@ -125,8 +131,9 @@ class RecordingRetriever:
 def ours(tmp_path_factory):
   corpus = tmp_path_factory.mktemp("c") / "corpus.jsonl"
   corpus.write_text("".join(json.dumps({"id": i, "title": t, "text": x}) + "\n" for i, t, x in PASSAGES))
-  recorder = RecordingRetriever(retrieval.build(str(corpus), str(tmp_path_factory.mktemp("idx")), kind="bm25",
-                                                progress=False))
+  recorder = RecordingRetriever(
+      retrieval.build(str(corpus), str(tmp_path_factory.mktemp("idx")), kind="bm25", progress=False)
+  )
   server = make_server(recorder, port=0)
   threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
   yield recorder, "http://127.0.0.1:%d" % server.server_address[1]
@@ -141,11 +148,12 @@ def _view(results):
 def test_protocols_agree(ours, stub):
   recorder, url = ours
   expected = _view(recorder.inner.search(QUERIES, 2))
-  assert [[i for i, _, _ in hits][:len(top)] for hits, top in zip(expected, TOP2)] == TOP2
+  assert [[i for i, _, _ in hits][: len(top)] for hits, top in zip(expected, TOP2)] == TOP2
   for protocol, target in [("exsearch", url), ("search_r1", stub(search_r1).url), ("colbert", stub(colbert).url)]:
     got = RemoteRetriever(target, protocol, **FAST).search(QUERIES, 2)
-    assert [[(h.id, h.title, h.text) for h in hits][:len(top)] for hits, top in zip(got, TOP2)] == \
-        [hits[:len(top)] for hits, top in zip(expected, TOP2)], protocol
+    assert [[(h.id, h.title, h.text) for h in hits][: len(top)] for hits, top in zip(got, TOP2)] == [
+        hits[: len(top)] for hits, top in zip(expected, TOP2)
+    ], protocol
     assert all(len(hits) == 2 for hits in got) and all(h.title for hits in got for h in hits)
   assert RemoteRetriever(url, "exsearch").search([], 3) == []
 
@@ -185,7 +193,7 @@ def test_colbert_concurrent_requests_keep_query_order(stub):
 
   server = stub(slow_first)
   got = RemoteRetriever(server.url, "colbert", **FAST).search(QUERIES, 2)
-  assert [[h.id for h in hits][:len(top)] for hits, top in zip(got, TOP2)] == TOP2
+  assert [[h.id for h in hits][: len(top)] for hits, top in zip(got, TOP2)] == TOP2
   assert state["peak"] > 1 and len(server.requests) == 4
 
 
@@ -236,17 +244,20 @@ def test_timeout_then_clear_error(stub):
     RemoteRetriever(server.url, "colbert", timeout=0.2, retries=1, backoff=0.01).search(["q"], 1)
 
 
-@pytest.mark.parametrize("protocol,payload,message", [
-    ("exsearch", {"results": [[]]}, "1 result lists for 2 queries"),
-    ("search_r1", {"result": [[], [], []]}, "3 result lists for 2 queries"),
-    ("search_r1", {"results": [[], []]}, "a list 'result'"),
-    ("exsearch", {"results": [[{"id": "1"}], []]}, "a hit of query 0 lacks the expected fields"),
-    ("search_r1", {"result": [[], [{"document": {"id": 3}, "score": 1}]]}, "query 1 lacks"),
-    ("search_r1", {"result": ["no", []]}, "results of query 0 are not a list"),
-    ("colbert", {"query": "q", "topk": [{"pid": 1, "score": 2.0}]}, "lacks the expected fields"),
-    ("colbert", ["not", "an object"], "a list 'topk'"),
-    ("exsearch", b"<html>oops</html>", "not JSON"),
-])
+@pytest.mark.parametrize(
+    "protocol,payload,message",
+    [
+        ("exsearch", {"results": [[]]}, "1 result lists for 2 queries"),
+        ("search_r1", {"result": [[], [], []]}, "3 result lists for 2 queries"),
+        ("search_r1", {"results": [[], []]}, "a list 'result'"),
+        ("exsearch", {"results": [[{"id": "1"}], []]}, "a hit of query 0 lacks the expected fields"),
+        ("search_r1", {"result": [[], [{"document": {"id": 3}, "score": 1}]]}, "query 1 lacks"),
+        ("search_r1", {"result": ["no", []]}, "results of query 0 are not a list"),
+        ("colbert", {"query": "q", "topk": [{"pid": 1, "score": 2.0}]}, "lacks the expected fields"),
+        ("colbert", ["not", "an object"], "a list 'topk'"),
+        ("exsearch", b"<html>oops</html>", "not JSON"),
+    ],
+)
 def test_malformed_response_is_one_clear_error(stub, protocol, payload, message):
   server = stub(lambda *a: (200, payload))
   with pytest.raises(RemoteRetrieverError, match=rf"{re.escape(server.url)} \({protocol}\) .*{re.escape(message)}"):
@@ -255,8 +266,11 @@ def test_malformed_response_is_one_clear_error(stub, protocol, payload, message)
 
 def test_search_r1_documents_without_ids_or_scores(stub):
   """Search-R1's BM25 retriever returns {"title", "text", "contents"} without an id: the title stands in."""
-  doc = {"title": "Fjord Glaciers", "text": "Glaciers carved deep fjords.",
-         "contents": '"Fjord Glaciers"\nGlaciers carved deep fjords.'}
+  doc = {
+      "title": "Fjord Glaciers",
+      "text": "Glaciers carved deep fjords.",
+      "contents": '"Fjord Glaciers"\nGlaciers carved deep fjords.',
+  }
   got = RemoteRetriever(stub(lambda *a: (200, {"result": [[doc]]})).url, "search_r1", **FAST).search(["q"], 1)
   assert got == [[retrieval.Hit("Fjord Glaciers", 0.0, "Fjord Glaciers", "Glaciers carved deep fjords.")]]
 

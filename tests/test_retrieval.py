@@ -1,4 +1,5 @@
 """Indexes on real Wikipedia text, save/load, refusal on a changed corpus or encoder, ScaNN recall."""
+
 import json
 import shutil
 
@@ -38,10 +39,13 @@ def _inner_sentence_queries(corpus_path, n=150, seed=0):
 @pytest.fixture(scope="module")
 def built(corpus, tmp_path_factory):
   exact = retrieval.build(corpus, str(tmp_path_factory.mktemp("exact")), kind="exact", progress=False)
-  return {"exact": exact,
-          "scann": retrieval.build(corpus, str(tmp_path_factory.mktemp("scann")), kind="scann", progress=False,
-                                   embeddings_from=exact.out_dir),
-          "bm25": retrieval.build(corpus, str(tmp_path_factory.mktemp("bm25")), kind="bm25", progress=False)}
+  return {
+      "exact": exact,
+      "scann": retrieval.build(
+          corpus, str(tmp_path_factory.mktemp("scann")), kind="scann", progress=False, embeddings_from=exact.out_dir
+      ),
+      "bm25": retrieval.build(corpus, str(tmp_path_factory.mktemp("bm25")), kind="bm25", progress=False),
+  }
 
 
 @pytest.mark.parametrize("kind,target", [("bm25", 0.95), ("exact", 0.90), ("scann", 0.90)])

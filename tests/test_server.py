@@ -1,4 +1,5 @@
 """The HTTP retriever on 127.0.0.1: same results as in-process; 400/413 on bad requests; keeps serving."""
+
 import os
 import http.client
 import json
@@ -43,14 +44,17 @@ def test_client_equals_in_process(served):
   assert client.search(queries, 5) == retriever.search(queries, 5)
 
 
-@pytest.mark.parametrize("body,status,message", [
-    (b"not json", 400, "not JSON"),
-    (b'["a list"]', 400, "JSON object"),
-    (b'{"queries": "one string", "k": 3}', 400, "list of strings"),
-    (b'{"queries": ["q"], "k": 0}', 400, "field 'k'"),
-    (b'{"queries": ["q"], "k": "ten"}', 400, "field 'k'"),
-    (json.dumps({"queries": ["x" * 5000], "k": 3}).encode(), 413, "at most 4096"),
-])
+@pytest.mark.parametrize(
+    "body,status,message",
+    [
+        (b"not json", 400, "not JSON"),
+        (b'["a list"]', 400, "JSON object"),
+        (b'{"queries": "one string", "k": 3}', 400, "list of strings"),
+        (b'{"queries": ["q"], "k": 0}', 400, "field 'k'"),
+        (b'{"queries": ["q"], "k": "ten"}', 400, "field 'k'"),
+        (json.dumps({"queries": ["x" * 5000], "k": 3}).encode(), 413, "at most 4096"),
+    ],
+)
 def test_bad_requests_then_still_serving(served, body, status, message):
   retriever, address = served
   got_status, payload = _post(address, body)
@@ -72,10 +76,22 @@ def test_load_benchmark_runs_and_bad_clients_are_answered(tmp_path):
   import json
   import subprocess
   import sys
+
   root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-  out = subprocess.run([sys.executable, os.path.join(root, "benchmarks", "server_load.py"), "--seconds=2",
-                        "--clients=2", f"--json={tmp_path}/load.json"], capture_output=True, text=True, cwd=root,
-                       timeout=600, check=False)
+  out = subprocess.run(
+      [
+          sys.executable,
+          os.path.join(root, "benchmarks", "server_load.py"),
+          "--seconds=2",
+          "--clients=2",
+          f"--json={tmp_path}/load.json",
+      ],
+      capture_output=True,
+      text=True,
+      cwd=root,
+      timeout=600,
+      check=False,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   rows = json.load(open(tmp_path / "load.json"))["rows"]
   assert [r["bad"] for r in rows] == [False, True] and all(r["errors"] == 0 and r["requests"] > 0 for r in rows)

@@ -1,5 +1,6 @@
 """What a run is built from: benchmark files in each format, default seeds, a corpus from contexts, the
 index kind, and one clear ConfigError for each impossible combination."""
+
 import os
 
 import pytest
@@ -27,17 +28,17 @@ def _files(fmt="hotpotqa", retrieval=None, **data):
 def test_seeds_default_to_the_first_train_questions_with_a_decomposition(tmp_path):
   data = setup.load_data(_files(dev_limit=1), str(tmp_path))
   assert [q["id"] for q in data.seeds] == ["5a8b57f25542995d1e6f1371", "5a8c7595554299585d9e36b6"]
-  assert [q["id"] for q in data.train] == ["5a85ea095542994775f606a8"]     # EM samples the rest
+  assert [q["id"] for q in data.train] == ["5a85ea095542994775f606a8"]  # EM samples the rest
   assert len(data.dev) == 1 and data.corpus_path == str(tmp_path / "corpus.jsonl")
   titles = {p.title for p in read_corpus(data.corpus_path)}
-  assert "Shirley Temple" in titles                                         # every train context is in
+  assert "Shirley Temple" in titles  # every train context is in
 
 
 def test_dev_limit_bounds_the_corpus_built_from_the_dev_file(tmp_path):
   cfg = _files(train="", dev_limit=1)
   data = setup.load_data(cfg, str(tmp_path), need_train=False)
   titles = {p.title for p in read_corpus(data.corpus_path)}
-  assert "Scott Derrickson" in titles and "Shirley Temple" not in titles    # only the first question's contexts
+  assert "Scott Derrickson" in titles and "Shirley Temple" not in titles  # only the first question's contexts
 
 
 def test_chat_seeds_and_impossible_data_configs(tmp_path):
@@ -64,8 +65,10 @@ def test_index_kind_auto_is_bm25_on_the_world_and_dense_on_real_text():
 
 def test_balanced_seeds_take_each_question_kind_in_turn():
   questions = [{"id": f"b{i}", "type": "bridge"} for i in range(5)] + [
-      {"id": "c0", "type": "compositional", "hops": 3}, {"id": "s0", "type": "single"},
-      {"id": "c1", "type": "compositional", "hops": 4}]
+      {"id": "c0", "type": "compositional", "hops": 3},
+      {"id": "s0", "type": "single"},
+      {"id": "c1", "type": "compositional", "hops": 4},
+  ]
   assert [q["id"] for q in setup.pick_seeds(questions, 3, balanced=False)] == ["b0", "b1", "b2"]
   assert [q["id"] for q in setup.pick_seeds(questions, 4, balanced=True)] == ["b0", "c0", "s0", "c1"]
   assert [q["id"] for q in setup.pick_seeds(questions, 6, balanced=True)] == ["b0", "b1", "b2", "c0", "s0", "c1"]

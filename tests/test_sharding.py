@@ -1,4 +1,5 @@
 """Mesh from config, the logical-axis rules, and sharded == single-device numerics on 8 CPU devices."""
+
 import jax
 import numpy as np
 import optax
@@ -10,8 +11,16 @@ from exsearch_jax.errors import ConfigError
 from exsearch_jax.models import DecoderConfig, from_pretrained, init_model, save_pretrained
 from exsearch_jax.sharding import batch_sharding, logical_to_spec, make_mesh, state_shardings
 
-CONFIG = DecoderConfig(vocab_size=128, hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
-                       num_kv_heads=2, head_dim=16, tie_word_embeddings=False)
+CONFIG = DecoderConfig(
+    vocab_size=128,
+    hidden_size=64,
+    intermediate_size=96,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=16,
+    tie_word_embeddings=False,
+)
 
 
 def test_mesh_shapes_and_errors():
@@ -48,6 +57,7 @@ def _step_fn(graphdef, in_shardings=None, out_shardings=None):
     loss, grads = nnx.value_and_grad(_loss)(model, ids)
     new_state = jax.tree.map(lambda p, g: p - 0.5 * g, nnx.state(model, nnx.Param), grads)
     return loss, model(ids), new_state
+
   if in_shardings is None:
     return jax.jit(step)
   return jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=0)
@@ -66,8 +76,9 @@ def test_sharded_forward_and_gradient_step_equal_single_device():
   assert q.sharding.spec == P("fsdp", "tensor", None)
   assert q.addressable_shards[0].data.shape == (32, 2, 16)  # really split 2 x 2
   logit_sharding = jax.sharding.NamedSharding(mesh, P(("data", "fsdp"), None, "tensor"))
-  step = _step_fn(graphdef, (shardings, batch_sharding(mesh)),
-                  (jax.sharding.NamedSharding(mesh, P()), logit_sharding, shardings))
+  step = _step_fn(
+      graphdef, (shardings, batch_sharding(mesh)), (jax.sharding.NamedSharding(mesh, P()), logit_sharding, shardings)
+  )
   loss8, logits8, state8 = step(sharded, jax.device_put(ids, batch_sharding(mesh)))
 
   assert np.allclose(loss8, loss1, rtol=1e-5)

@@ -1,4 +1,5 @@
 """experiments/catalog.py, sweep.py, aggregate.py: configs resolve, records survive kills, intervals are right."""
+
 import json
 import math
 import os
@@ -61,28 +62,39 @@ def test_runs_with_the_same_config_share_a_directory(tmp_path):
   a = sweep.run_directory(str(tmp_path), "iterations", key_a, demo.config(demo.variant("demo"), 0, "full"))
   b = sweep.run_directory(str(tmp_path), "weighting", key_b, code.config(code.variant("code"), 0, "full"))
   assert a == b and os.path.realpath(tmp_path / "full" / "weighting" / "code" / "seed0") == os.path.realpath(a)
-  c = sweep.run_directory(str(tmp_path), "weighting", sweep.RunKey("paper", 0, "full"),
-                          code.config(code.variant("paper"), 0, "full"))
+  c = sweep.run_directory(
+      str(tmp_path), "weighting", sweep.RunKey("paper", 0, "full"), code.config(code.variant("paper"), 0, "full")
+  )
   assert c != a
 
 
 def test_plan_runs_every_variant_of_a_seed_before_the_next_seed():
   exp = catalog.get("weighting")
   keys = [k for _, k in sweep.plan(exp, [0, 1], "full")]
-  assert [(k.seed, k.variant) for k in keys[:5]] == [(0, s) for s in ("paper", "code", "uniform", "rejection",
-                                                                        "balanced")]
+  assert [(k.seed, k.variant) for k in keys[:5]] == [
+      (0, s) for s in ("paper", "code", "uniform", "rejection", "balanced")
+  ]
   assert len(keys) == 10 and keys[5].seed == 1
   assert [k.seed for _, k in sweep.plan(exp, None, "smoke")] == [0] * 5  # smoke: one seed unless told
   assert [k.variant for _, k in sweep.plan(exp, [2], "full", ["uniform"])] == ["uniform"]
 
 
 def _record(variant, seed, ems, bound=-1.0):
-  evals = [{"iteration": i, "em": em, "f1": em, "acc": em, "by_type": {"bridge": [int(em), 100]}}
-           for i, em in enumerate(ems)]
+  evals = [
+      {"iteration": i, "em": em, "f1": em, "acc": em, "by_type": {"bridge": [int(em), 100]}} for i, em in enumerate(ems)
+  ]
   esteps = [{"iteration": i, "log_marginal_bound": bound} for i in range(1, len(ems))]
-  return sweep.RunRecord(experiment="weighting", key=sweep.RunKey(variant, seed, "full"), config_hash="abc",
-                         evals=evals, esteps=esteps, correct={0: "01", len(ems) - 1: "11"}, minutes=1.5,
-                         revision="r", finished="t")
+  return sweep.RunRecord(
+      experiment="weighting",
+      key=sweep.RunKey(variant, seed, "full"),
+      config_hash="abc",
+      evals=evals,
+      esteps=esteps,
+      correct={0: "01", len(ems) - 1: "11"},
+      minutes=1.5,
+      revision="r",
+      finished="t",
+  )
 
 
 def test_records_round_trip_and_a_torn_last_line_counts_as_not_finished(tmp_path):
@@ -119,7 +131,7 @@ def test_interval_is_the_student_t_interval():
 def test_comparison_pairs_by_seed_and_says_when_a_difference_is_not_significant():
   exp = catalog.get("weighting")
   records = [_record("code", s, [10, em]) for s, em in ((0, 20), (1, 30), (2, 40))]
-  records += [_record("paper", s, [10, em]) for s, em in ((0, 25), (1, 36), (2, 44))]    # +5, +6, +4: clear
+  records += [_record("paper", s, [10, em]) for s, em in ((0, 25), (1, 36), (2, 44))]  # +5, +6, +4: clear
   records += [_record("uniform", s, [10, em]) for s, em in ((0, 30), (1, 20), (2, 41))]  # +10, -10, +1
   table = aggregate.comparison_table(exp, records)
   paper = next(line for line in table.splitlines() if line.startswith("| paper"))

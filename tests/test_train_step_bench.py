@@ -1,4 +1,5 @@
 """The train-step benchmark compares like with like: its PyTorch step is our step (loss, clipping, AdamW)."""
+
 import importlib.util
 import os
 import tempfile
@@ -21,8 +22,17 @@ _spec = importlib.util.spec_from_file_location("train_step_bench", _PATH)
 bench = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(bench)
 
-CONFIG = DecoderConfig(vocab_size=97, hidden_size=64, intermediate_size=96, num_layers=2, num_heads=4,
-                       num_kv_heads=2, head_dim=16, tie_word_embeddings=True, max_position_embeddings=256)
+CONFIG = DecoderConfig(
+    vocab_size=97,
+    hidden_size=64,
+    intermediate_size=96,
+    num_layers=2,
+    num_heads=4,
+    num_kv_heads=2,
+    head_dim=16,
+    tie_word_embeddings=True,
+    max_position_embeddings=256,
+)
 
 
 def test_torch_step_equals_our_step():

@@ -1,4 +1,5 @@
 """The trajectory grammar: rendering and parsing agree; anything else is a ParseError, never a crash."""
+
 import pytest
 
 from exsearch_jax import trajectory as tj
@@ -7,10 +8,12 @@ from exsearch_jax.retrieval.base import Hit
 
 def test_render_then_parse_round_trips():
   assert tj.parse_step(tj.assistant_step(None, "Who directed X?"), first=True) == tj.Step("query", "Who directed X?")
-  assert tj.parse_step(tj.assistant_step("X was directed by Y.", "Where was Y born?"), first=False) == \
-      tj.Step("query", "Where was Y born?", "X was directed by Y.")
-  assert tj.parse_step(tj.assistant_step("Y was born in Z.", None), first=False) == \
-      tj.Step("final", "", "Y was born in Z.")
+  assert tj.parse_step(tj.assistant_step("X was directed by Y.", "Where was Y born?"), first=False) == tj.Step(
+      "query", "Where was Y born?", "X was directed by Y."
+  )
+  assert tj.parse_step(tj.assistant_step("Y was born in Z.", None), first=False) == tj.Step(
+      "final", "", "Y was born in Z."
+  )
 
 
 def test_a_query_cut_at_search_parses_and_whitespace_is_free():
@@ -18,10 +21,22 @@ def test_a_query_cut_at_search_parses_and_whitespace_is_free():
   assert tj.parse_step("<FACT> a fact <QUERY> next", first=False).fact == "a fact"
 
 
-@pytest.mark.parametrize("text,first", [
-    ("", True), ("hello", True), ("<FINAL>", True), ("<QUERY>", True), ("<FACT> f <QUERY> q", True),
-    ("<QUERY> q <SEARCH> invented passage", True), ("<FACT> f", False), ("<FACT> f <FINAL> extra", False),
-    ("<QUERY> a <QUERY> b", False), ("<SEARCH>", False), ("<FINAL> <QUERY> q", False)])
+@pytest.mark.parametrize(
+    "text,first",
+    [
+        ("", True),
+        ("hello", True),
+        ("<FINAL>", True),
+        ("<QUERY>", True),
+        ("<FACT> f <QUERY> q", True),
+        ("<QUERY> q <SEARCH> invented passage", True),
+        ("<FACT> f", False),
+        ("<FACT> f <FINAL> extra", False),
+        ("<QUERY> a <QUERY> b", False),
+        ("<SEARCH>", False),
+        ("<FINAL> <QUERY> q", False),
+    ],
+)
 def test_malformed_turns_raise_parse_error(text, first):
   with pytest.raises(tj.ParseError):
     tj.parse_step(text, first=first)
@@ -34,11 +49,21 @@ def test_search_turn_shows_top_passages_in_order():
 
 
 def test_chat_messages_follow_the_paper_layout():
-  steps = [{"query": "q1", "hits": [{"title": "T", "text": "C"}], "fact": "f1"},
-           {"query": "q2", "hits": [], "fact": "f2"}]
+  steps = [
+      {"query": "q1", "hits": [{"title": "T", "text": "C"}], "fact": "f1"},
+      {"query": "q2", "hits": [], "fact": "f2"},
+  ]
   messages = tj.chat_messages("Q?", steps, "A", shown=3)
-  assert [m["role"] for m in messages] == ["user", "assistant", "user", "assistant", "user", "assistant", "user",
-                                           "assistant"]
+  assert [m["role"] for m in messages] == [
+      "user",
+      "assistant",
+      "user",
+      "assistant",
+      "user",
+      "assistant",
+      "user",
+      "assistant",
+  ]
   assert [m["content"] for m in messages[1::2]] == ["<QUERY> q1", "<FACT> f1\n<QUERY> q2", "<FACT> f2\n<FINAL>", "A"]
   assert messages[-2]["content"] == "please give the final answer to the input question: Q?"
 

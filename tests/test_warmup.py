@@ -1,4 +1,5 @@
 """Stage-0 warm-up data: tasks on made-up facts (what is trained, what is shown, the mix of tasks)."""
+
 import random
 
 import pytest
@@ -15,8 +16,9 @@ from exsearch_jax.sampling.chat import ChatFormat
 @pytest.fixture(scope="module")
 def world_and_chat():
   world = make_world(0, "tiny")
-  texts = word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages],
-                               [q for split in world.splits.values() for q in split])
+  texts = word_tokenizer_texts(
+      [f"{p['title']} {p['text']}" for p in world.passages], [q for split in world.splits.values() for q in split]
+  )
   return world, ChatFormat(build_word_tokenizer(texts))
 
 
@@ -49,8 +51,9 @@ def test_chain_task_trains_only_the_facts_and_each_hop_reads_the_last_object(wor
 
 def test_chain_task_with_queries_trains_the_whole_search(world_and_chat):
   world, chat = world_and_chat
-  example = warmup._chain_task(random.Random(1), warmup._names_by_kind(world), chat,
-                               [("employer", "headquarters")], shown=2, train_queries=True)
+  example = warmup._chain_task(
+      random.Random(1), warmup._names_by_kind(world), chat, [("employer", "headquarters")], shown=2, train_queries=True
+  )
   trained = _trained_text(chat, example)
   assert trained.count(tj.QUERY) == 2 and trained.count(tj.FACT) == 2 and tj.FINAL in trained
   assert trained.startswith(tj.QUERY + " Which company does")
@@ -62,8 +65,9 @@ def test_stage0_mix_follows_the_shares(world_and_chat):
   assert all(_trained_text(chat, e).startswith(tj.FACT) for e in only_chains)
   default = warmup.stage0_examples(world, chat, 30, shown=2, corpus_share=0.0)
   assert not any(_trained_text(chat, e).startswith(tj.FACT) for e in default)  # no chains unless asked
-  assert warmup.stage0_examples(world, chat, 30, 2, seed=3, chain_share=0.5) == \
-      warmup.stage0_examples(world, chat, 30, 2, seed=3, chain_share=0.5)
+  assert warmup.stage0_examples(world, chat, 30, 2, seed=3, chain_share=0.5) == warmup.stage0_examples(
+      world, chat, 30, 2, seed=3, chain_share=0.5
+  )
 
 
 def test_city_reading_passages_are_never_empty(world_and_chat):
@@ -79,12 +83,16 @@ def test_seeds_with_rerank_put_the_facts_passage_first_and_train_the_order():
   from exsearch_jax import retrieval
   from exsearch_jax.data import world as W
   import tempfile
+
   world = make_world(0, "tiny")
   with tempfile.TemporaryDirectory() as tmp:
     paths = W.write_world(world, tmp)
     retriever = retrieval.build(paths["corpus"], tmp + "/bm25", kind="bm25", progress=False)
-    texts = word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages],
-                                 [q for split in world.splits.values() for q in split], rerank=True)
+    texts = word_tokenizer_texts(
+        [f"{p['title']} {p['text']}" for p in world.passages],
+        [q for split in world.splits.values() for q in split],
+        rerank=True,
+    )
     chat = ChatFormat(build_word_tokenizer(texts, extra_specials=tj.RERANK_TAGS))
     questions = [q for q in world.splits["train"] if q["hops"] == 2][:4]
     examples = warmup.seed_examples(questions, retriever, chat, shown=2, retrieve_k=5, rerank=True)

@@ -1,4 +1,5 @@
 """The synthetic world: determinism, walkable chains, distractors, unique names, disjoint dev facts."""
+
 import filecmp
 import json
 
@@ -14,8 +15,9 @@ def demo():
 
 
 def test_same_seed_gives_byte_identical_files_and_another_seed_differs(tmp_path):
-  a, b, c = (W.write_world(W.make_world(seed, "tiny"), str(tmp_path / name))
-             for seed, name in ((3, "a"), (3, "b"), (4, "c")))
+  a, b, c = (
+      W.write_world(W.make_world(seed, "tiny"), str(tmp_path / name)) for seed, name in ((3, "a"), (3, "b"), (4, "c"))
+  )
   for key in a:
     assert filecmp.cmp(a[key], b[key], shallow=False)
   assert not filecmp.cmp(a["corpus"], c["corpus"], shallow=False)
@@ -76,8 +78,10 @@ def test_names_are_unique_and_near_duplicates_are_declared(demo):
 
 def test_dev_and_test_facts_never_appear_in_train_questions(demo):
   def facts(q):
-    return {s["passage_id"] + "|" + s["fact"] for s in q["decomposition"]
-            if not s["query"].startswith("In which country")}
+    return {
+        s["passage_id"] + "|" + s["fact"] for s in q["decomposition"] if not s["query"].startswith("In which country")
+    }
+
   train = set().union(*(facts(q) for q in demo.splits["train"]))
   for split in ("dev", "test"):
     for q in demo.splits[split]:
@@ -86,14 +90,14 @@ def test_dev_and_test_facts_never_appear_in_train_questions(demo):
 
 def test_one_hop_questions_use_each_relation(demo):
   questions = [q for q in demo.splits["train"] if q["hops"] == 1]
-  used = {r for r in RELATIONS if any(q["question"].startswith(RELATIONS[r].question.split("{")[0])
-                                      for q in questions)}
+  used = {r for r in RELATIONS if any(q["question"].startswith(RELATIONS[r].question.split("{")[0]) for q in questions)}
   assert len(used) >= 8
 
 
 def test_tfds_builder_serves_the_same_questions(tmp_path):
   from exsearch_jax.data import load_split
   from exsearch_jax.data.synthetic_world import world_config
+
   dev = load_split("synthetic_world", "dev", data_dir=str(tmp_path), config=world_config("tiny", 3))
   expected = W.make_world(3, "tiny").splits["dev"]
   assert [q["question"] for q in dev] == [q["question"] for q in expected]

@@ -7,6 +7,7 @@ Why: in smollm2_world the first 64 train questions hold 3 chains of 3-4 hops (th
 21.5%); the warmed-up model then searches twice for every question and no E-step sample of a 3-4-hop
 question is correct, so EM has nothing to reinforce there. Everything else is as in smollm2_world.
 """
+
 import importlib.util
 import os
 

@@ -7,6 +7,7 @@ instruction ("... <USER QUERY> q\\nYour Output:"); then assistant steps in the t
 final answer; the answer. Every line is validated on reading, so a broken seed stops the run with file,
 line and message index instead of silently teaching the model a malformed trajectory.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,17 +18,18 @@ from exsearch_jax.data.qa_formats import file_stem, iter_jsonl
 
 ROLES = ("system", "user", "assistant")
 _USER_QUERY, _YOUR_OUTPUT = "<USER QUERY>", "Your Output:"
-_QUESTION = tj.question_turn("").strip()   # "Question:"
+_QUESTION = tj.question_turn("").strip()  # "Question:"
 
 
 @dataclasses.dataclass(frozen=True)
 class ChatSeed:
   """One seed trajectory. `turns` follow the question turn; the answer request is ours (`tj.answer_request`)."""
+
   id: str
   question: str
   golden_answers: list[str]
   turns: tuple[dict, ...]
-  where: str   # "file:line"
+  where: str  # "file:line"
 
   def messages(self, instruction: str = "none") -> list[dict]:
     """The whole chat as our rollouts write it: the run's instruction and our question turn, then `turns`."""
@@ -39,9 +41,9 @@ def question_of(text: str) -> str:
   text = text.strip()
   if _USER_QUERY in text:
     text = text.rsplit(_USER_QUERY, 1)[1].strip()
-    text = text[:-len(_YOUR_OUTPUT)] if text.endswith(_YOUR_OUTPUT) else text
+    text = text[: -len(_YOUR_OUTPUT)] if text.endswith(_YOUR_OUTPUT) else text
   elif text.startswith(_QUESTION):
-    text = text[len(_QUESTION):]
+    text = text[len(_QUESTION) :]
   return text.strip()
 
 
@@ -72,7 +74,7 @@ class _Chat:
 
 
 def _seed(rec: Record, stem: str) -> ChatSeed:
-  where = rec.where                       # "file:line", before `ident` adds the id
+  where = rec.where  # "file:line", before `ident` adds the id
   chat = _Chat(rec)
   start = 1 if chat.messages[0]["role"] == "system" else 0
   question = question_of(chat.take(start, "user", "the question (a user turn)"))
@@ -96,9 +98,9 @@ def _seed(rec: Record, stem: str) -> ChatSeed:
     chat.fail(i + 2, "empty final answer")
   if len(chat.messages) > i + 3:
     chat.fail(i + 3, "unexpected turn after the final answer")
-  steps = [{"role": m["role"], "content": m["content"]} for m in chat.messages[start + 1:i + 1]]
+  steps = [{"role": m["role"], "content": m["content"]} for m in chat.messages[start + 1 : i + 1]]
   turns = (*steps, {"role": "user", "content": tj.answer_request(question)}, {"role": "assistant", "content": answer})
-  qid = rec.ident() if "id" in rec.row else f"{stem}_{where.rsplit(':', 1)[1]}"   # iter_jsonl's where: "path:line"
+  qid = rec.ident() if "id" in rec.row else f"{stem}_{where.rsplit(':', 1)[1]}"  # iter_jsonl's where: "path:line"
   golden = rec.strings("golden_answers", None)
   if golden is not None and not any(a.strip() for a in golden):
     rec.fail("field 'golden_answers' is empty")
@@ -111,5 +113,5 @@ def read_chat_seeds(path: str) -> list[ChatSeed]:
   seeds = [_seed(rec, stem) for rec in iter_jsonl(path)]
   if not seeds:
     raise DatasetError(f"{path}: no seed trajectories")
-  list(check_unique_ids((s.where, {"id": s.id}) for s in seeds))   # fails on a repeated id, naming both lines
+  list(check_unique_ids((s.where, {"id": s.id}) for s in seeds))  # fails on a repeated id, naming both lines
   return seeds

@@ -9,6 +9,7 @@ sections get the ids "title [2]", "title [3]", ... Ids depend only on the files 
 Empty paragraphs are left out (`read_corpus` refuses empty passages). Everything is validated before
 anything is written, and the file appears whole (written to a temporary name, then renamed).
 """
+
 from __future__ import annotations
 
 import itertools
@@ -33,16 +34,22 @@ def context_paragraphs(path: str, fmt: str, limit: Optional[int] = None) -> Iter
     for rec in itertools.islice(iter_jsonl(path), limit):
       rec.ident("id")
       for i, para in enumerate(rec.items("paragraphs", dict, [])):
-        rec.check(isinstance(para.get("title"), str) and isinstance(para.get("paragraph_text"), str),
-                  f"paragraphs[{i}]", "an object with 'title' and 'paragraph_text' strings")
+        rec.check(
+            isinstance(para.get("title"), str) and isinstance(para.get("paragraph_text"), str),
+            f"paragraphs[{i}]",
+            "an object with 'title' and 'paragraph_text' strings",
+        )
         yield para["title"].strip(), para["paragraph_text"].strip()
   else:
-    raise DatasetError(f"{path}: {fmt!r} files carry no context paragraphs (formats with them: "
-                       f"{', '.join(CONTEXT_FORMATS)}); set config.data.corpus to a passage corpus")
+    raise DatasetError(
+        f"{path}: {fmt!r} files carry no context paragraphs (formats with them: "
+        f"{', '.join(CONTEXT_FORMATS)}); set config.data.corpus to a passage corpus"
+    )
 
 
-def export_context_corpus(paths: Sequence[str], out_jsonl: str, fmt: str = "hotpotqa",
-                          limits: Optional[Sequence[Optional[int]]] = None) -> int:
+def export_context_corpus(
+    paths: Sequence[str], out_jsonl: str, fmt: str = "hotpotqa", limits: Optional[Sequence[Optional[int]]] = None
+) -> int:
   """Writes the de-duplicated passages of `paths` (of their first `limits[i]` records) to `out_jsonl`;
   returns how many were written."""
   by_section = fmt == "musique"

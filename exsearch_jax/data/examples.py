@@ -6,6 +6,7 @@
 `Record` wraps one raw record with where it came from, so that every complaint about it is one
 `DatasetError` naming the file, the line (or the record index in a JSON-list file) and the field.
 """
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ from typing import Any, Iterable, Iterator
 
 from exsearch_jax.errors import ExsearchError
 
-FIELDS = ("id", "question", "golden_answers", "supporting_ids", "supporting_titles", "hops", "type",
-          "decomposition")
+FIELDS = ("id", "question", "golden_answers", "supporting_ids", "supporting_titles", "hops", "type", "decomposition")
 REQUIRED = object()
 _TYPE_NAMES = {str: "a string", int: "an integer", bool: "a boolean", list: "a list", dict: "an object"}
 
@@ -93,12 +93,28 @@ def unique(strings: Iterable[str]) -> list[str]:
   return list(dict.fromkeys(s for s in strings if s))
 
 
-def make_example(id: str, question: str, golden_answers: list[str], *, supporting_ids=(), supporting_titles=(),
-                 hops: int = 0, type: str = "", decomposition=()) -> dict:
+def make_example(
+    id: str,
+    question: str,
+    golden_answers: list[str],
+    *,
+    supporting_ids=(),
+    supporting_titles=(),
+    hops: int = 0,
+    type: str = "",
+    decomposition=(),
+) -> dict:
   """The common example dict with every field present."""
-  return {"id": id, "question": question, "golden_answers": list(golden_answers),
-          "supporting_ids": list(supporting_ids), "supporting_titles": list(supporting_titles), "hops": int(hops),
-          "type": type, "decomposition": [dict(step) for step in decomposition]}
+  return {
+      "id": id,
+      "question": question,
+      "golden_answers": list(golden_answers),
+      "supporting_ids": list(supporting_ids),
+      "supporting_titles": list(supporting_titles),
+      "hops": int(hops),
+      "type": type,
+      "decomposition": [dict(step) for step in decomposition],
+  }
 
 
 def complete(example: Any, where: str) -> dict:
@@ -112,10 +128,16 @@ def complete(example: Any, where: str) -> dict:
   for i, step in enumerate(steps):
     for key in ("query", "fact"):
       rec.check(isinstance(step.get(key), str), f"decomposition[{i}].{key}", "a string")
-  return make_example(qid, rec.text("question"), rec.strings("golden_answers"),
-                      supporting_ids=rec.strings("supporting_ids", []),
-                      supporting_titles=rec.strings("supporting_titles", []), hops=rec.get("hops", int, 0),
-                      type=rec.get("type", str, ""), decomposition=steps)
+  return make_example(
+      qid,
+      rec.text("question"),
+      rec.strings("golden_answers"),
+      supporting_ids=rec.strings("supporting_ids", []),
+      supporting_titles=rec.strings("supporting_titles", []),
+      hops=rec.get("hops", int, 0),
+      type=rec.get("type", str, ""),
+      decomposition=steps,
+  )
 
 
 def check_unique_ids(examples: Iterable[tuple[str, dict]]) -> Iterator[dict]:
@@ -140,7 +162,12 @@ def _text(value) -> str:
 def from_features(record: dict) -> dict:
   """Inverse of `to_features` on what a TFDS data source returns (bytes, numpy scalars and arrays)."""
   return make_example(
-      _text(record["id"]), _text(record["question"]), [_text(a) for a in record["golden_answers"]],
+      _text(record["id"]),
+      _text(record["question"]),
+      [_text(a) for a in record["golden_answers"]],
       supporting_ids=[_text(s) for s in record["supporting_ids"]],
-      supporting_titles=[_text(s) for s in record["supporting_titles"]], hops=int(record["hops"]),
-      type=_text(record["type"]), decomposition=json.loads(_text(record["decomposition"])))
+      supporting_titles=[_text(s) for s in record["supporting_titles"]],
+      hops=int(record["hops"]),
+      type=_text(record["type"]),
+      decomposition=json.loads(_text(record["decomposition"])),
+  )

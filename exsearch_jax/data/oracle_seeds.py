@@ -4,11 +4,11 @@ Warm-up needs a few worked searches, and the benchmarks already hold them: Hotpo
 sentences, 2Wiki's evidence triples, MuSiQue's decompositions. A step's "title" names the supporting
 paragraph that holds its fact, so the trainer can make sure that paragraph is among the shown results.
 """
+
 from __future__ import annotations
 
 import re
 from typing import Sequence
-
 
 _DISAMBIGUATION = re.compile(r"\s*\([^()]*\)\s*$")
 _WORD = re.compile(r"\w+")
@@ -42,15 +42,16 @@ def reasoning_order(question: str, steps: Sequence[dict]) -> list[dict]:
     step = next((s for s in remaining if _mentions(known, s["query"])), None)
     if step is None:
       words = _content_words(known)
-      step = max(remaining, key=lambda s: len(_content_words(s["query"]) & words))   # max keeps the first tie
+      step = max(remaining, key=lambda s: len(_content_words(s["query"]) & words))  # max keeps the first tie
     remaining.remove(step)
     ordered.append(step)
     known = f"{known} {step['fact']}"
   return ordered
 
 
-def hotpot_steps(question: str, facts: Sequence[tuple[str, int]],
-                 context: Sequence[tuple[str, list[str]]]) -> list[dict]:
+def hotpot_steps(
+    question: str, facts: Sequence[tuple[str, int]], context: Sequence[tuple[str, list[str]]]
+) -> list[dict]:
   """One step per supporting paragraph: query its subject, record its supporting sentences.
 
   `facts` are validated [title, sentence index] pairs; `context` is [(title, sentences)], where the
@@ -79,8 +80,11 @@ def subject_title(subject: str, titles: Sequence[str]) -> str:
   wanted = subject.strip().casefold()
   if not wanted:
     return ""
-  for matches in (lambda t: t.casefold() == wanted, lambda t: subject_name(t).casefold() == wanted,
-                  lambda t: wanted in t.casefold()):
+  for matches in (
+      lambda t: t.casefold() == wanted,
+      lambda t: subject_name(t).casefold() == wanted,
+      lambda t: wanted in t.casefold(),
+  ):
     found = next((t for t in titles if matches(t)), None)
     if found is not None:
       return found

@@ -3,6 +3,7 @@
 The builder config fixes the world's size and seed, so a prepared dataset is the same world that
 `launch/make_world.py --size SIZE --seed SEED` writes (questions only; the corpus is `corpus.jsonl`).
 """
+
 from __future__ import annotations
 
 import dataclasses

@@ -7,6 +7,7 @@ and an oracle decomposition (sub-query, the fact it yields) that renders as a se
 Dev and test questions are drawn first and their facts reserved, so no train question uses a fact that
 a dev or test question needs: a model can only answer them by searching.
 """
+
 from __future__ import annotations
 
 import collections
@@ -31,7 +32,7 @@ class WorldSize:
   dev: int
   test: int
   max_hops: int = 4
-  twin_share: float = 0.15        # share of people/companies/films with a near-duplicate-named twin
+  twin_share: float = 0.15  # share of people/companies/films with a near-duplicate-named twin
   # question mix: one-hop, 2-hop bridge, 3-4-hop compositional chains, comparison
   mix: tuple = (("single", 0.2), ("bridge", 0.4), ("compositional", 0.2), ("comparison", 0.2))
 
@@ -47,12 +48,12 @@ SIZES = {
 class World:
   seed: int
   size: str
-  entities: dict          # id -> {"id", "kind", "name"}
-  facts: dict             # (subject_id, relation) -> object id or year string
-  passages: list          # [{"id", "title", "text"}]
-  fact_passage: dict      # (subject_id, relation) -> passage id that states it
-  twins: list             # [(entity id, twin id)] near-duplicate names made on purpose
-  splits: dict            # split -> [question dicts in the FlashRAG QA form]
+  entities: dict  # id -> {"id", "kind", "name"}
+  facts: dict  # (subject_id, relation) -> object id or year string
+  passages: list  # [{"id", "title", "text"}]
+  fact_passage: dict  # (subject_id, relation) -> passage id that states it
+  twins: list  # [(entity id, twin id)] near-duplicate names made on purpose
+  splits: dict  # split -> [question dicts in the FlashRAG QA form]
 
   def name(self, value: str) -> str:
     return self.entities[value]["name"] if value in self.entities else value
@@ -61,10 +62,22 @@ class World:
 def _build_entities(rng: random.Random, size: WorldSize):
   names = NameMaker(rng)
   firsts, lasts = names.pool(max(8, size.people // 5)), names.pool(max(10, size.people // 3))
-  make = {"country": names.country, "city": names.city, "company": names.company, "film": names.film,
-          "university": names.university, "person": lambda: names.person(firsts, lasts)}
-  counts = {"country": size.countries, "city": size.cities, "person": size.people, "company": size.companies,
-            "film": size.films, "university": size.universities}
+  make = {
+      "country": names.country,
+      "city": names.city,
+      "company": names.company,
+      "film": names.film,
+      "university": names.university,
+      "person": lambda: names.person(firsts, lasts),
+  }
+  counts = {
+      "country": size.countries,
+      "city": size.cities,
+      "person": size.people,
+      "company": size.companies,
+      "film": size.films,
+      "university": size.universities,
+  }
   entities, by_kind = {}, collections.defaultdict(list)
   for kind in KINDS:
     for i in range(counts[kind]):
@@ -102,7 +115,7 @@ def _build_facts(rng: random.Random, entities: dict, by_kind: dict) -> dict:
 def _build_passages(rng: random.Random, entities: dict, facts: dict):
   """Each entity's facts, shuffled, go 1-2 per passage (varied templates); some passages carry fillers only."""
   by_subject = collections.defaultdict(list)
-  for (subject, rel) in facts:
+  for subject, rel in facts:
     by_subject[subject].append(rel)
   passages, fact_passage = [], {}
   for eid in sorted(entities, key=lambda e: (entities[e]["kind"], int(e.split("/")[1]))):
@@ -141,13 +154,23 @@ def _chain_question(world_facts, entities, fact_passage, path, start, kind):
   if visited is None:
     return None
   name = lambda v: entities[v]["name"] if v in entities else v  # noqa: E731
-  steps = [{"query": RELATIONS[rel].question.format(s=name(s)),
-            "fact": RELATIONS[rel].fact.format(s=name(s), o=name(o)),
-            "passage_id": fact_passage[(s, rel)], "answer": name(o)}
-           for rel, s, o in zip(path, visited, visited[1:])]
-  return {"question": chain_question(path, name(start)), "golden_answers": [name(visited[-1])],
-          "type": kind, "hops": len(path), "decomposition": steps,
-          "facts": [(s, rel) for rel, s in zip(path, visited)]}
+  steps = [
+      {
+          "query": RELATIONS[rel].question.format(s=name(s)),
+          "fact": RELATIONS[rel].fact.format(s=name(s), o=name(o)),
+          "passage_id": fact_passage[(s, rel)],
+          "answer": name(o),
+      }
+      for rel, s, o in zip(path, visited, visited[1:])
+  ]
+  return {
+      "question": chain_question(path, name(start)),
+      "golden_answers": [name(visited[-1])],
+      "type": kind,
+      "hops": len(path),
+      "decomposition": steps,
+      "facts": [(s, rel) for rel, s in zip(path, visited)],
+  }
 
 
 def _comparison_question(world_facts, entities, fact_passage, comparison, a, b):
@@ -161,11 +184,23 @@ def _comparison_question(world_facts, entities, fact_passage, comparison, a, b):
   else:
     answer = na if int(va) < int(vb) else nb
   r = RELATIONS[rel]
-  steps = [{"query": r.question.format(s=n), "fact": r.fact.format(s=n, o=entities.get(v, {"name": v})["name"]),
-            "passage_id": fact_passage[(e, rel)], "answer": entities.get(v, {"name": v})["name"]}
-           for e, n, v in ((a, na, va), (b, nb, vb))]
-  return {"question": template.format(a=na, b=nb), "golden_answers": [answer], "type": "comparison", "hops": 2,
-          "decomposition": steps, "facts": [(a, rel), (b, rel)]}
+  steps = [
+      {
+          "query": r.question.format(s=n),
+          "fact": r.fact.format(s=n, o=entities.get(v, {"name": v})["name"]),
+          "passage_id": fact_passage[(e, rel)],
+          "answer": entities.get(v, {"name": v})["name"],
+      }
+      for e, n, v in ((a, na, va), (b, nb, vb))
+  ]
+  return {
+      "question": template.format(a=na, b=nb),
+      "golden_answers": [answer],
+      "type": "comparison",
+      "hops": 2,
+      "decomposition": steps,
+      "facts": [(a, rel), (b, rel)],
+  }
 
 
 def _draw_question(rng, size, facts, entities, by_kind, fact_passage, paths_by_hops):
@@ -229,6 +264,7 @@ QA_FIELDS = ("id", "question", "golden_answers", "supporting_ids", "hops", "type
 def write_world(world: World, out_dir: str) -> dict:
   """Writes corpus.jsonl and train/dev/test.jsonl (FlashRAG QA form); returns {name: path}."""
   from exsearch_jax import atomic
+
   os.makedirs(out_dir, exist_ok=True)
   paths = {"corpus": os.path.join(out_dir, "corpus.jsonl")}
   with atomic.replaced_file(paths["corpus"]) as f:
@@ -243,10 +279,18 @@ def write_world(world: World, out_dir: str) -> dict:
 
 
 def statistics(world: World) -> dict:
-  stats = {"seed": world.seed, "size": world.size, "entities": len(world.entities), "facts": len(world.facts),
-           "passages": len(world.passages), "near_duplicate_twins": len(world.twins)}
+  stats = {
+      "seed": world.seed,
+      "size": world.size,
+      "entities": len(world.entities),
+      "facts": len(world.facts),
+      "passages": len(world.passages),
+      "near_duplicate_twins": len(world.twins),
+  }
   for split, questions in world.splits.items():
-    stats[split] = {"questions": len(questions),
-                    "by_type": dict(sorted(collections.Counter(q["type"] for q in questions).items())),
-                    "by_hops": dict(sorted(collections.Counter(q["hops"] for q in questions).items()))}
+    stats[split] = {
+        "questions": len(questions),
+        "by_type": dict(sorted(collections.Counter(q["type"] for q in questions).items())),
+        "by_hops": dict(sorted(collections.Counter(q["hops"] for q in questions).items())),
+    }
   return stats

@@ -3,16 +3,57 @@
 Names are built from syllables with a seeded `random.Random`; every full name is unique. Near-duplicate
 names (one letter changed) are made on purpose by `near_duplicate` and recorded by the world as such.
 """
+
 from __future__ import annotations
 
 import random
 
-_ONSETS = ("b", "d", "f", "g", "h", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z",
-           "br", "dr", "kr", "st", "th", "gr", "tr", "sk", "vr")
+_ONSETS = (
+    "b",
+    "d",
+    "f",
+    "g",
+    "h",
+    "k",
+    "l",
+    "m",
+    "n",
+    "p",
+    "r",
+    "s",
+    "t",
+    "v",
+    "z",
+    "br",
+    "dr",
+    "kr",
+    "st",
+    "th",
+    "gr",
+    "tr",
+    "sk",
+    "vr",
+)
 _VOWELS = ("a", "e", "i", "o", "u", "ae", "ei", "ou", "ia")
 _CODAS = ("", "", "n", "r", "l", "s", "th", "k", "m", "nd", "rk")
-_FILM_NOUNS = ("Harbor", "Garden", "Signal", "River", "Crown", "Letters", "Winter", "Machine", "Lantern",
-               "Orchard", "Mirror", "Voyage", "Tide", "Ember", "Citadel", "Meadow")
+_FILM_NOUNS = (
+    "Harbor",
+    "Garden",
+    "Signal",
+    "River",
+    "Crown",
+    "Letters",
+    "Winter",
+    "Machine",
+    "Lantern",
+    "Orchard",
+    "Mirror",
+    "Voyage",
+    "Tide",
+    "Ember",
+    "Citadel",
+    "Meadow",
+)
 _COMPANY_SUFFIXES = ("Motors", "Works", "Labs", "Group", "Studios", "Systems", "Foods", "Textiles")
 _UNIVERSITY_SUFFIXES = ("Institute", "College", "Academy")
 
@@ -28,8 +69,9 @@ class NameMaker:
   def word(self, syllables: tuple[int, int] = (2, 3)) -> str:
     for _ in range(10_000):
       n = self.rng.randint(*syllables)
-      w = "".join(self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) + self.rng.choice(_CODAS)
-                  for _ in range(n)).capitalize()
+      w = "".join(
+          self.rng.choice(_ONSETS) + self.rng.choice(_VOWELS) + self.rng.choice(_CODAS) for _ in range(n)
+      ).capitalize()
       if w not in self.words and 4 <= len(w) <= 9:
         self.words.add(w)
         return w
@@ -72,16 +114,21 @@ class NameMaker:
   def near_duplicate(self, name: str) -> str | None:
     """The same name with one letter of its last word changed (a confusable twin), or None."""
     parts = name.split(" ")
-    target = 1 if len(parts) > 1 and parts[0] != "The" and parts[-1] not in _FILM_NOUNS + _COMPANY_SUFFIXES \
-        + _UNIVERSITY_SUFFIXES else 0
+    target = (
+        1
+        if len(parts) > 1
+        and parts[0] != "The"
+        and parts[-1] not in _FILM_NOUNS + _COMPANY_SUFFIXES + _UNIVERSITY_SUFFIXES
+        else 0
+    )
     word = parts[target]
     for _ in range(50):
       i = self.rng.randrange(1, len(word))
       letter = self.rng.choice("aeiourstnlk")
-      twin_word = word[:i] + letter + word[i + 1:]
+      twin_word = word[:i] + letter + word[i + 1 :]
       if twin_word == word:
         continue
-      twin = " ".join(parts[:target] + [twin_word] + parts[target + 1:])
+      twin = " ".join(parts[:target] + [twin_word] + parts[target + 1 :])
       if self.claim(twin):
         self.words.add(twin_word)
         return twin

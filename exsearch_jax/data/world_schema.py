@@ -5,6 +5,7 @@ reading the answer ("X was directed by Y."), several sentence templates the ency
 (so a passage never has to match the sub-query word for word), and a noun phrase that nests hops into
 multi-hop questions ("the city where the director of X was born").
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -13,61 +14,149 @@ import dataclasses
 @dataclasses.dataclass(frozen=True)
 class Relation:
   name: str
-  subject: str            # entity kind
-  object: str             # entity kind, or "year"
-  question: str           # one-hop question about {s}
-  fact: str               # the canonical fact a searcher records: {s}, {o}
-  templates: tuple        # passage sentences: {s}, {o}
-  phrase: str = ""        # noun phrase for the object, nesting {s}; empty = cannot be an inner hop
+  subject: str  # entity kind
+  object: str  # entity kind, or "year"
+  question: str  # one-hop question about {s}
+  fact: str  # the canonical fact a searcher records: {s}, {o}
+  templates: tuple  # passage sentences: {s}, {o}
+  phrase: str = ""  # noun phrase for the object, nesting {s}; empty = cannot be an inner hop
 
 
-RELATIONS = {r.name: r for r in (
-    Relation("born_in", "person", "city", "Where was {s} born?", "{s} was born in {o}.",
-             ("{s} was born in {o}.", "Born in {o}, {s} grew up near the old market.",
-              "{s} is a native of {o}."), "the city where {s} was born"),
-    Relation("birth_year", "person", "year", "When was {s} born?", "{s} was born in {o}.",
-             ("{s} was born in the year {o}.", "{s} (born {o}) first appeared in public records early."),
-             ""),
-    Relation("employer", "person", "company", "Which company does {s} work for?", "{s} works for {o}.",
-             ("{s} works for {o}.", "{s} joined {o} as an engineer.", "{s} is employed by {o}."),
-             "the company that {s} works for"),
-    Relation("educated_at", "person", "university", "Where did {s} study?", "{s} studied at {o}.",
-             ("{s} studied at {o}.", "{s} is a graduate of {o}."), "the school where {s} studied"),
-    Relation("country", "city", "country", "In which country is {s}?", "{s} is in {o}.",
-             ("{s} is a city in {o}.", "{s} lies in the north of {o}.", "The city of {s} belongs to {o}."),
-             "the country that {s} is in"),
-    Relation("founder", "company", "person", "Who founded {s}?", "{s} was founded by {o}.",
-             ("{s} was founded by {o}.", "{o} started {s} in a small workshop.", "{o} is the founder of {s}."),
-             "the founder of {s}"),
-    Relation("headquarters", "company", "city", "Where is {s} based?", "{s} is based in {o}.",
-             ("{s} is based in {o}.", "The headquarters of {s} are in {o}."), "the city where {s} is based"),
-    Relation("founded_year", "company", "year", "When was {s} founded?", "{s} was founded in {o}.",
-             ("{s} was founded in the year {o}.", "{s} has operated since {o}."), ""),
-    Relation("director", "film", "person", "Who directed {s}?", "{s} was directed by {o}.",
-             ("{s} is a film directed by {o}.", "{o} directed the film {s}.", "{s} was made by director {o}."),
-             "the director of {s}"),
-    Relation("producer", "film", "company", "Which company produced {s}?", "{s} was produced by {o}.",
-             ("{s} was produced by {o}.", "{o} produced the film {s}.", "The producer of {s} is {o}."),
-             "the company that produced {s}"),
-    Relation("release_year", "film", "year", "When was {s} released?", "{s} was released in {o}.",
-             ("{s} was released in {o}.", "{s} premiered in {o}."), ""),
-    Relation("location", "university", "city", "Where is {s} located?", "{s} is located in {o}.",
-             ("{s} is located in {o}.", "{s} has its campus in {o}."), "the city where {s} is located"),
-)}
+RELATIONS = {
+    r.name: r
+    for r in (
+        Relation(
+            "born_in",
+            "person",
+            "city",
+            "Where was {s} born?",
+            "{s} was born in {o}.",
+            ("{s} was born in {o}.", "Born in {o}, {s} grew up near the old market.", "{s} is a native of {o}."),
+            "the city where {s} was born",
+        ),
+        Relation(
+            "birth_year",
+            "person",
+            "year",
+            "When was {s} born?",
+            "{s} was born in {o}.",
+            ("{s} was born in the year {o}.", "{s} (born {o}) first appeared in public records early."),
+            "",
+        ),
+        Relation(
+            "employer",
+            "person",
+            "company",
+            "Which company does {s} work for?",
+            "{s} works for {o}.",
+            ("{s} works for {o}.", "{s} joined {o} as an engineer.", "{s} is employed by {o}."),
+            "the company that {s} works for",
+        ),
+        Relation(
+            "educated_at",
+            "person",
+            "university",
+            "Where did {s} study?",
+            "{s} studied at {o}.",
+            ("{s} studied at {o}.", "{s} is a graduate of {o}."),
+            "the school where {s} studied",
+        ),
+        Relation(
+            "country",
+            "city",
+            "country",
+            "In which country is {s}?",
+            "{s} is in {o}.",
+            ("{s} is a city in {o}.", "{s} lies in the north of {o}.", "The city of {s} belongs to {o}."),
+            "the country that {s} is in",
+        ),
+        Relation(
+            "founder",
+            "company",
+            "person",
+            "Who founded {s}?",
+            "{s} was founded by {o}.",
+            ("{s} was founded by {o}.", "{o} started {s} in a small workshop.", "{o} is the founder of {s}."),
+            "the founder of {s}",
+        ),
+        Relation(
+            "headquarters",
+            "company",
+            "city",
+            "Where is {s} based?",
+            "{s} is based in {o}.",
+            ("{s} is based in {o}.", "The headquarters of {s} are in {o}."),
+            "the city where {s} is based",
+        ),
+        Relation(
+            "founded_year",
+            "company",
+            "year",
+            "When was {s} founded?",
+            "{s} was founded in {o}.",
+            ("{s} was founded in the year {o}.", "{s} has operated since {o}."),
+            "",
+        ),
+        Relation(
+            "director",
+            "film",
+            "person",
+            "Who directed {s}?",
+            "{s} was directed by {o}.",
+            ("{s} is a film directed by {o}.", "{o} directed the film {s}.", "{s} was made by director {o}."),
+            "the director of {s}",
+        ),
+        Relation(
+            "producer",
+            "film",
+            "company",
+            "Which company produced {s}?",
+            "{s} was produced by {o}.",
+            ("{s} was produced by {o}.", "{o} produced the film {s}.", "The producer of {s} is {o}."),
+            "the company that produced {s}",
+        ),
+        Relation(
+            "release_year",
+            "film",
+            "year",
+            "When was {s} released?",
+            "{s} was released in {o}.",
+            ("{s} was released in {o}.", "{s} premiered in {o}."),
+            "",
+        ),
+        Relation(
+            "location",
+            "university",
+            "city",
+            "Where is {s} located?",
+            "{s} is located in {o}.",
+            ("{s} is located in {o}.", "{s} has its campus in {o}."),
+            "the city where {s} is located",
+        ),
+    )
+}
 
 KINDS = ("country", "city", "person", "company", "film", "university")
 
 # Sentences without facts: they give passages about an entity that do not answer a hop (distractors).
 FILLERS = {
-    "person": ("{s} enjoys long walks and old maps.", "{s} once gave a lecture on river bridges.",
-               "Friends describe {s} as quiet and patient."),
-    "city": ("{s} is known for its stone bridges.", "{s} holds a lantern festival every spring.",
-             "Many travellers pass through {s} in summer."),
+    "person": (
+        "{s} enjoys long walks and old maps.",
+        "{s} once gave a lecture on river bridges.",
+        "Friends describe {s} as quiet and patient.",
+    ),
+    "city": (
+        "{s} is known for its stone bridges.",
+        "{s} holds a lantern festival every spring.",
+        "Many travellers pass through {s} in summer.",
+    ),
     "country": ("{s} has a long coastline.", "{s} is famous for its mountain tea."),
-    "company": ("{s} opened a second office last decade.", "{s} is known for its bright logo.",
-                "{s} sponsors a local football club."),
-    "film": ("{s} received mixed reviews.", "{s} was shown at several festivals.",
-             "Critics praised the music of {s}."),
+    "company": (
+        "{s} opened a second office last decade.",
+        "{s} is known for its bright logo.",
+        "{s} sponsors a local football club.",
+    ),
+    "film": ("{s} received mixed reviews.", "{s} was shown at several festivals.", "Critics praised the music of {s}."),
     "university": ("{s} has a large library.", "{s} is known for its rowing team."),
 }
 

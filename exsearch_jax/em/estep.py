@@ -3,6 +3,7 @@ turn them into M-step examples (the trajectory with the gold answer).
 
 Scoring and weighing are apart because a multi-process run scores each process's share of the
 trajectories and then weighs all of them together (weights are normalised per question)."""
+
 from __future__ import annotations
 
 import functools
@@ -40,7 +41,7 @@ def score(model, examples: Sequence, rows: int = 64, max_length: int = 4096) -> 
   present = [i for i, e in enumerate(examples) if e is not None]
   graphdef, state = nnx.split(model)
   for start in range(0, len(present), rows):
-    idx = present[start:start + rows]
+    idx = present[start : start + rows]
     height = min(rows, engine.bucket(len(idx), minimum=8))  # a last, partial chunk is not padded to `rows`
     batch = pack([examples[i] for i in idx], 1, height, max_length)
     width = batch.tokens.shape[-1]
@@ -49,7 +50,7 @@ def score(model, examples: Sequence, rows: int = 64, max_length: int = 4096) -> 
       starts[r], ends[r] = _answer_start(examples[i]), min(len(examples[i].tokens), width)
     span = engine.bucket(int(max(ends - starts, default=1)), minimum=8)
     total, n = _answer_logprobs(graphdef, state, batch.tokens[0], batch.attention_mask[0], starts, ends, span=span)
-    logp[idx], count[idx] = np.asarray(total)[:len(idx)], np.asarray(n)[:len(idx)]
+    logp[idx], count[idx] = np.asarray(total)[: len(idx)], np.asarray(n)[: len(idx)]
   return logp, count
 
 
@@ -85,15 +86,16 @@ def score_trajectories(model, chat, trajectories, rows: int = 64, max_length: in
   return score(model, gold_examples(trajectories, chat), rows, max_length)
 
 
-def weigh(chat, trajectories, logp: np.ndarray, count: np.ndarray, scheme: str,
-          guard: float = 0.0) -> tuple[list[Example], dict]:
+def weigh(
+    chat, trajectories, logp: np.ndarray, count: np.ndarray, scheme: str, guard: float = 0.0
+) -> tuple[list[Example], dict]:
   """Weights every scored trajectory (stored on it as `.weight`) and returns the weighted M-step examples."""
   examples = gold_examples(trajectories, chat)
-  correct = np.array([bool(t.answer) and metrics.exact_match(t.answer, t.golden_answers or []) > 0
-                      for t in trajectories])
+  correct = np.array(
+      [bool(t.answer) and metrics.exact_match(t.answer, t.golden_answers or []) > 0 for t in trajectories]
+  )
   valid = np.array([W.is_valid(t) for t in trajectories]) & np.array([e is not None for e in examples])
-  weights, stats = W.compute_weights(scheme, [t.question_id for t in trajectories], logp, count, correct, valid,
-                                     guard)
+  weights, stats = W.compute_weights(scheme, [t.question_id for t in trajectories], logp, count, correct, valid, guard)
   kept = []
   for t, e, w in zip(trajectories, examples, weights):
     t.weight = float(w)

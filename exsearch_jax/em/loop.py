@@ -11,6 +11,7 @@ its own devices (a whole copy of the model under `mesh.sample`), all processes g
 so the E-step weights, the M-step's global batches and the parameters are the same everywhere; process 0
 alone writes the workdir's files, and orbax writes one checkpoint from all of them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -35,7 +36,6 @@ from exsearch_jax.sampling.chat import ChatFormat
 from exsearch_jax.sampling.rollout import rollout
 from exsearch_jax.sharding import host_local_copy, sampling_meshes
 
-
 _ORDER_STREAM = {"stage0": 1000, "warmup": 1001}  # shuffling streams apart from the M-step iterations
 
 
@@ -46,8 +46,9 @@ class RunHalted(RuntimeError):
 @dataclasses.dataclass(frozen=True)
 class Phase:
   """One step of the run's fixed plan. Written as "kind/iteration" (e.g. "mstep/2") in checkpoints and logs."""
-  kind: str        # stage0 | warmup | eval | estep | mstep
-  iteration: int   # 0 for stage 0, the warm-up and its evaluation
+
+  kind: str  # stage0 | warmup | eval | estep | mstep
+  iteration: int  # 0 for stage 0, the warm-up and its evaluation
 
   KINDS = ("stage0", "warmup", "eval", "estep", "mstep")
 
@@ -76,9 +77,11 @@ def phases(cfg) -> list[Phase]:
 
 
 class EMRun:
+
   def __init__(self, cfg, workdir: str, mesh=None, progress: bool = True):
     """`mesh`: the training mesh (None: one device); sampling then uses `cfg.mesh.sample` on each process."""
     from exsearch_jax.config_check import typed, writable_directory
+
     cfg = typed(cfg)
     self.cfg, self.workdir, self.mesh = cfg, workdir, mesh
     self.progress = progress and distributed.is_primary()
@@ -88,22 +91,31 @@ class EMRun:
       batch_size = cfg.batch_size(name)
       rows = batch_size // cfg.train.micro_batches
       if batch_size % cfg.train.micro_batches or rows % shards:
-        raise ConfigError(f"{name}.batch_size / train.micro_batches = {batch_size} / {cfg.train.micro_batches} must "
-                          f"be a whole number of rows per micro-batch and a multiple of the training mesh's "
-                          f"data x fsdp = {shards}")
+        raise ConfigError(
+            f"{name}.batch_size / train.micro_batches = {batch_size} / {cfg.train.micro_batches} must "
+            f"be a whole number of rows per micro-batch and a multiple of the training mesh's "
+            f"data x fsdp = {shards}"
+        )
     writable_directory(workdir)
     with distributed.primary_first("exsearch-setup"):  # on a shared disk the others reuse what process 0 built
       self.data = setup.load_data(cfg, workdir)
       self.retriever = setup.load_retriever(cfg, self.data.corpus_path, workdir)
       self.tokenizer = setup.load_tokenizer_for(cfg, self.data, workdir)
     if cfg.em.iterations and not self.data.train:
-      raise ConfigError(f"no train question is left for the E-step: the seed trajectories took all "
-                        f"{len(self.data.seeds)} (config.em.seed_trajectories={cfg.em.seed_trajectories}); lower it "
-                        "or give more train questions")
+      raise ConfigError(
+          f"no train question is left for the E-step: the seed trajectories took all "
+          f"{len(self.data.seeds)} (config.em.seed_trajectories={cfg.em.seed_trajectories}); lower it "
+          "or give more train questions"
+      )
     self.chat = ChatFormat(self.tokenizer)
     model = setup.build_run_model(cfg, self.tokenizer, self.chat, mesh)
-    self.trainer = Trainer(model, make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip), mesh,
-                           trainable_layers=cfg.train.trainable_layers, remat=cfg.train.remat)
+    self.trainer = Trainer(
+        model,
+        make_optimizer(cfg.train.weight_decay, cfg.train.grad_clip),
+        mesh,
+        trainable_layers=cfg.train.trainable_layers,
+        remat=cfg.train.remat,
+    )
     self.rollout_cfg = cfg.rollout
     self.checkpoints = RunCheckpoints(os.path.join(workdir, "checkpoints"))
     self.log = report.MetricsLog(workdir, enabled=distributed.is_primary())
@@ -116,9 +128,16 @@ class EMRun:
       return self._stage0_tasks(cfg.stage0.examples, cfg.seed, cfg.stage0.corpus_share)
     seeds = []
     if phase == "warmup" or cfg.em.replay_seeds:
-      seeds = warmup.seed_examples(self.data.seeds, self.retriever, self.chat, self.rollout_cfg.shown,
-                                   self.rollout_cfg.retrieve_k, self.rollout_cfg.instruction, self.data.chat_seeds,
-                                   rerank=self.rollout_cfg.rerank)
+      seeds = warmup.seed_examples(
+          self.data.seeds,
+          self.retriever,
+          self.chat,
+          self.rollout_cfg.shown,
+          self.rollout_cfg.retrieve_k,
+          self.rollout_cfg.instruction,
+          self.data.chat_seeds,
+          rerank=self.rollout_cfg.rerank,
+      )
     if phase == "warmup":
       return seeds + self._stage0_mix()
     return distributed.broadcast_object(self._read_examples(iteration) if distributed.is_primary() else None) + seeds
@@ -131,9 +150,16 @@ class EMRun:
 
   def _stage0_tasks(self, count: int, seed: int, corpus_share: float) -> list:
     s0 = self.cfg.stage0
-    return warmup.stage0_examples(self.data.world, self.chat, count, self.rollout_cfg.shown, seed=seed,
-                                  corpus_share=corpus_share, chain_share=s0.chain_share,
-                                  chain_queries=s0.chain_queries)
+    return warmup.stage0_examples(
+        self.data.world,
+        self.chat,
+        count,
+        self.rollout_cfg.shown,
+        seed=seed,
+        corpus_share=corpus_share,
+        chain_share=s0.chain_share,
+        chain_queries=s0.chain_queries,
+    )
 
   def _read_examples(self, iteration: int) -> list:
     with open(self._estep_path(iteration), encoding="utf-8") as f:
@@ -151,8 +177,16 @@ class EMRun:
       self.trainer.reset_optimizer()
     losses = []
     with _bar(total, start, key, self.progress) as bar:  # closed on an error too: its message starts a line
-      for step, batch in sequences.batches(examples, batch_size, tc.micro_batches, tc.max_length, cfg.seed,
-                                           _ORDER_STREAM.get(phase, iteration), epochs, start):
+      for step, batch in sequences.batches(
+          examples,
+          batch_size,
+          tc.micro_batches,
+          tc.max_length,
+          cfg.seed,
+          _ORDER_STREAM.get(phase, iteration),
+          epochs,
+          start,
+      ):
         lr = learning_rate(step, total, peak, tc.warmup_ratio)
         metrics = self.trainer.update(batch, lr)
         losses.append(metrics["loss"])
@@ -161,8 +195,10 @@ class EMRun:
         bar.set_postfix(loss=f"{metrics['loss']:.3f}")
         bar.update(1)
         if (step + 1) % 10 == 0 or step + 1 == total:
-          self.log.write(dict(kind="train", phase=key, step=step + 1, lr=lr, tokens=batch.real_tokens, **metrics),
-                         self.trainer.state.step)
+          self.log.write(
+              dict(kind="train", phase=key, step=step + 1, lr=lr, tokens=batch.real_tokens, **metrics),
+              self.trainer.state.step,
+          )
         if (step + 1) % tc.checkpoint_every == 0 and step + 1 < total:
           self._save(position, phase=key, step=step + 1)
           if halt_at == (key, step + 1):
@@ -194,13 +230,26 @@ class EMRun:
     questions = self._questions_for(iteration)
     cfg = dataclasses.replace(self.rollout_cfg, seed=self.cfg.seed * 1000 + iteration)
     model = self._sampler()
-    mine = rollout(model, self.chat, self.retriever, distributed.share(questions), cfg, mesh=self._sample_mesh(),
-                   progress=self.progress)
+    mine = rollout(
+        model,
+        self.chat,
+        self.retriever,
+        distributed.share(questions),
+        cfg,
+        mesh=self._sample_mesh(),
+        progress=self.progress,
+    )
     logp, count = score_trajectories(model, self.chat, mine, max_length=self.cfg.train.max_length)
     scored = distributed.gather_shares(list(zip(mine, logp, count)), len(questions), cfg.samples)
     trajectories = [t for t, _, _ in scored]
-    examples, stats = weigh(self.chat, trajectories, np.array([x[1] for x in scored]),
-                            np.array([x[2] for x in scored]), self.cfg.em.weights, self.cfg.em.guard)
+    examples, stats = weigh(
+        self.chat,
+        trajectories,
+        np.array([x[1] for x in scored]),
+        np.array([x[2] for x in scored]),
+        self.cfg.em.weights,
+        self.cfg.em.guard,
+    )
     stats.update(kind="estep", iteration=iteration, questions=len(questions), seconds=round(time.time() - started, 1))
     if distributed.is_primary():
       self._write_estep(iteration, trajectories, examples, stats)
@@ -209,35 +258,59 @@ class EMRun:
     directory = os.path.dirname(self._estep_path(iteration))
     os.makedirs(directory, exist_ok=True)
     html_report.write_jsonl(trajectories, os.path.join(directory, "trajectories.jsonl"), self.chat)
-    html_report.write_html(trajectories[:200], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
-                       title=f"E-step {iteration}: sampled trajectories")
+    html_report.write_html(
+        trajectories[:200],
+        os.path.join(directory, "trajectories.html"),
+        self.chat,
+        self.passages,
+        title=f"E-step {iteration}: sampled trajectories",
+    )
     with atomic.replaced_file(self._estep_path(iteration)) as f:
       for e in examples:
         f.write(json.dumps(e.to_json()) + "\n")
     self.log.write(stats, iteration)
     logging.info("E-step %d: %s", iteration, json.dumps(stats))
-    print(f"[E-step] iteration {iteration}: {len(trajectories)} trajectories, {stats['correct_share']:.1%} correct, "
-          f"{stats['valid_share']:.1%} valid, {stats['examples']} weighted examples, ESS "
-          f"{stats['effective_sample_size']:.1f}, bound {stats['log_marginal_bound']:.3f}", flush=True)
+    print(
+        f"[E-step] iteration {iteration}: {len(trajectories)} trajectories, {stats['correct_share']:.1%} correct, "
+        f"{stats['valid_share']:.1%} valid, {stats['examples']} weighted examples, ESS "
+        f"{stats['effective_sample_size']:.1f}, bound {stats['log_marginal_bound']:.3f}",
+        flush=True,
+    )
 
   def _eval(self, iteration: int):
     started = time.time()
     questions = self.data.dev
-    metrics, trajectories = evaluate(self._sampler(), self.chat, self.retriever, questions, self.rollout_cfg,
-                                     mesh=self._sample_mesh(), progress=self.progress)
+    metrics, trajectories = evaluate(
+        self._sampler(),
+        self.chat,
+        self.retriever,
+        questions,
+        self.rollout_cfg,
+        mesh=self._sample_mesh(),
+        progress=self.progress,
+    )
     if not distributed.is_primary():
       return
     directory = os.path.join(self.workdir, "eval", str(iteration))
     os.makedirs(directory, exist_ok=True)
-    html_report.write_html(trajectories[:100], os.path.join(directory, "trajectories.html"), self.chat, self.passages,
-                       title=f"dev after iteration {iteration}")
+    html_report.write_html(
+        trajectories[:100],
+        os.path.join(directory, "trajectories.html"),
+        self.chat,
+        self.passages,
+        title=f"dev after iteration {iteration}",
+    )
     with atomic.replaced_file(os.path.join(directory, "correct.npy"), "wb") as f:
       np.save(f, per_question_correct(trajectories, questions))
-    record = dict(kind="eval", iteration=iteration, split=self.cfg.eval.split, seconds=round(time.time() - started, 1),
-                  **metrics)
+    record = dict(
+        kind="eval", iteration=iteration, split=self.cfg.eval.split, seconds=round(time.time() - started, 1), **metrics
+    )
     self.log.write(record, iteration)
-    print(f"[eval] iteration {iteration}: EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f}  "
-          f"gold recall {metrics['gold_passage_recall']:.2f}  steps {metrics['mean_steps']:.2f}", flush=True)
+    print(
+        f"[eval] iteration {iteration}: EM {metrics['em']:.1f}  F1 {metrics['f1']:.1f}  Acc {metrics['acc']:.1f}  "
+        f"gold recall {metrics['gold_passage_recall']:.2f}  steps {metrics['mean_steps']:.2f}",
+        flush=True,
+    )
 
   # ---- the run ---------------------------------------------------------------------------------
   def _save(self, position: dict, phase: Optional[str], step: int):
@@ -249,8 +322,11 @@ class EMRun:
     results can be written as they finish. `halt_at` ("kind/iteration", step or None): tests' simulated kill."""
     position = self.checkpoints.restore_latest(self.trainer) or {"done": [], "phase": None, "step": 0, "save": 0}
     if position["done"] or position.get("phase"):
-      print(f"resuming: {len(position['done'])} phases done, in {position.get('phase')} at step "
-            f"{position.get('step', 0)}", flush=True)
+      print(
+          f"resuming: {len(position['done'])} phases done, in {position.get('phase')} at step "
+          f"{position.get('step', 0)}",
+          flush=True,
+      )
     for phase in phases(self.cfg):
       key = str(phase)
       if key in position["done"]:
@@ -302,4 +378,5 @@ class EMRun:
 
 def _bar(total: int, start: int, desc: str, enabled: bool):
   from tqdm import tqdm
+
   return tqdm(total=total, initial=start, desc=desc, unit="step", disable=not enabled)

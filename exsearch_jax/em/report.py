@@ -1,4 +1,5 @@
 """What a run shows its user: metrics.jsonl, TensorBoard scalars, the EM curve as a PNG, a console table."""
+
 from __future__ import annotations
 
 import json
@@ -16,6 +17,7 @@ class MetricsLog:
     if enabled:
       try:
         from tensorboardX import SummaryWriter
+
         self._tb = SummaryWriter(os.path.join(workdir, "tensorboard"))
       except ImportError:  # TensorBoard is optional; metrics.jsonl is the record
         self._tb = None
@@ -24,6 +26,7 @@ class MetricsLog:
     if not self.enabled:
       return
     from exsearch_jax import atomic
+
     atomic.append_line(self.path, json.dumps(record, sort_keys=True))
     if self._tb is not None:
       prefix = record.get("kind", "metrics") + ("/" + record["split"] if "split" in record else "")
@@ -36,6 +39,7 @@ class MetricsLog:
     if not os.path.exists(self.path):
       return []
     from exsearch_jax import atomic
+
     rows = [r for _, r in atomic.read_jsonl(self.path, "a metrics record") if isinstance(r, dict)]
     return [r for r in rows if r.get("kind") == kind]
 
@@ -53,20 +57,26 @@ def latest_per_iteration(rows: list[dict]) -> list[dict]:
 
 
 def table(rows: list[dict]) -> str:
-  lines = ["iteration   EM     F1     Acc    gold-recall  correct+gold  steps",
-           "---------  -----  -----  -----  -----------  ------------  -----"]
+  lines = [
+      "iteration   EM     F1     Acc    gold-recall  correct+gold  steps",
+      "---------  -----  -----  -----  -----------  ------------  -----",
+  ]
   for r in latest_per_iteration(rows):
     name = "warm-up" if r["iteration"] == 0 else str(r["iteration"])
-    lines.append(f"{name:>9}  {r['em']:5.1f}  {r['f1']:5.1f}  {r['acc']:5.1f}  {r['gold_passage_recall']:11.2f}  "
-                 f"{r['correct_with_gold_retrieved']:12.2f}  {r['mean_steps']:5.2f}")
+    lines.append(
+        f"{name:>9}  {r['em']:5.1f}  {r['f1']:5.1f}  {r['acc']:5.1f}  {r['gold_passage_recall']:11.2f}  "
+        f"{r['correct_with_gold_retrieved']:12.2f}  {r['mean_steps']:5.2f}"
+    )
   return "\n".join(lines)
 
 
 def plot(rows: list[dict], path: str, title: str = "") -> None:
   """Dev EM / F1 / Acc per EM iteration (0 = after warm-up) as a PNG."""
   import matplotlib
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt
+
   rows = latest_per_iteration(rows)
   xs = [r["iteration"] for r in rows]
   fig, ax = plt.subplots(figsize=(5, 3.5), dpi=120)
@@ -86,6 +96,7 @@ def save_png(fig, path: str) -> None:
   """Writes a matplotlib figure as a PNG, crash-safe (`atomic.replaced_file`), and closes it."""
   import matplotlib.pyplot as plt
   from exsearch_jax import atomic
+
   fig.tight_layout()
   with atomic.replaced_file(path, "wb") as f:
     fig.savefig(f, format="png")

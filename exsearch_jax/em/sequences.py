@@ -5,13 +5,13 @@ sub-queries, facts, the final marker, the answer), and its E-step weight. A samp
 an example with the *gold* answer in place of the sampled one, so the M-step maximises
 w(z)·[log p(z|x) + log p(y*|x,z)] as GEM asks.
 """
+
 from __future__ import annotations
 
 import dataclasses
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -34,13 +34,15 @@ def with_gold_answer(traj, gold_tokens: Sequence[int], end_of_turn: int, weight:
     return None
   cut = traj.answer_start
   answer = list(gold_tokens) + [end_of_turn]
-  return Example(tuple(traj.tokens[:cut]) + tuple(answer), tuple(traj.loss_mask[:cut]) + (True,) * len(answer),
-                 float(weight))
+  return Example(
+      tuple(traj.tokens[:cut]) + tuple(answer), tuple(traj.loss_mask[:cut]) + (True,) * len(answer), float(weight)
+  )
 
 
 @dataclasses.dataclass(frozen=True)
 class Batch:
   """(micro_batches, rows, length) arrays; rows with weight 0 and no mask are padding."""
+
   tokens: np.ndarray
   loss_mask: np.ndarray
   attention_mask: np.ndarray
@@ -69,12 +71,17 @@ def pack(examples: Sequence[Example], micro_batches: int, rows: int, max_length:
     n = min(len(e.tokens), width)
     tokens[i, :n], loss_mask[i, :n], attention[i, :n], weights[i] = e.tokens[:n], e.loss_mask[:n], True, e.weight
   shape = (micro_batches, rows)
-  return Batch(tokens.reshape(*shape, width), loss_mask.reshape(*shape, width), attention.reshape(*shape, width),
-               weights.reshape(shape))
+  return Batch(
+      tokens.reshape(*shape, width),
+      loss_mask.reshape(*shape, width),
+      attention.reshape(*shape, width),
+      weights.reshape(shape),
+  )
 
 
-def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, iteration: int, epoch: int,
-                  window: int = 16) -> list[np.ndarray]:
+def epoch_batches(
+    lengths: Sequence[int], batch_size: int, seed: int, iteration: int, epoch: int, window: int = 16
+) -> list[np.ndarray]:
   """One epoch's batches of example indices, fixed by (seed, iteration, epoch) so a resumed run replays it.
 
   Examples are shuffled, sorted by length inside windows of `window` batches (less padding: attention
@@ -85,13 +92,21 @@ def epoch_batches(lengths: Sequence[int], batch_size: int, seed: int, iteration:
   span = batch_size * window
   out = []
   for start in range(0, len(order), span):
-    chunk = sorted(order[start:start + span], key=lambda i: (lengths[i], i))
-    out += [np.asarray(chunk[b:b + batch_size]) for b in range(0, len(chunk), batch_size)]
+    chunk = sorted(order[start : start + span], key=lambda i: (lengths[i], i))
+    out += [np.asarray(chunk[b : b + batch_size]) for b in range(0, len(chunk), batch_size)]
   return [out[i] for i in rng.permutation(len(out))]
 
 
-def batches(examples: Sequence[Example], batch_size: int, micro_batches: int, max_length: int, seed: int,
-            iteration: int, epochs: int, start: int = 0) -> Iterator[tuple[int, Batch]]:
+def batches(
+    examples: Sequence[Example],
+    batch_size: int,
+    micro_batches: int,
+    max_length: int,
+    seed: int,
+    iteration: int,
+    epochs: int,
+    start: int = 0,
+) -> Iterator[tuple[int, Batch]]:
   """(global step, batch) over `epochs` shuffled passes, skipping the first `start` steps (resume)."""
   if batch_size % micro_batches:
     raise ValueError(f"batch size {batch_size} is not a multiple of micro_batches {micro_batches}")

@@ -1,5 +1,6 @@
 """Everything an EM run needs before its first step, built from the config: data, retriever, tokenizer,
 chat format, model. Each piece is written into the workdir once and reused when a run resumes."""
+
 from __future__ import annotations
 
 import dataclasses
@@ -17,9 +18,9 @@ class RunData:
   corpus_path: str
   train: list
   dev: list
-  seeds: list           # questions with a decomposition, for warm-up SFT
+  seeds: list  # questions with a decomposition, for warm-up SFT
   world: Optional[object] = None
-  chat_seeds: list = dataclasses.field(default_factory=list)   # seed trajectories given as chats (`ChatSeed`)
+  chat_seeds: list = dataclasses.field(default_factory=list)  # seed trajectories given as chats (`ChatSeed`)
 
 
 def load_data(cfg, workdir: str, need_train: bool = True) -> RunData:
@@ -32,27 +33,32 @@ def load_data(cfg, workdir: str, need_train: bool = True) -> RunData:
   d = cfg.data
   if d.source == "world":
     from exsearch_jax.data import world as W
+
     world = W.make_world(d.world_seed, d.world_size)
     corpus = _world_corpus(W, world, os.path.join(workdir, "world"))
-    train, dev = world.splits["train"], world.splits[cfg.eval.split][:d.dev_limit or None]
+    train, dev = world.splits["train"], world.splits[cfg.eval.split][: d.dev_limit or None]
     seeds = pick_seeds(train, cfg.em.seed_trajectories, cfg.em.seed_balance)
     taken = {q["id"] for q in seeds}
     # seed questions are for warm-up only; EM samples the rest, so seeds are not counted twice
     return RunData(corpus, [q for q in train if q["id"] not in taken], dev, seeds, world)
   from exsearch_jax.data import FORMATS, read_chat_seeds
+
   for field in ("train", "dev") if need_train else ("dev",):
     if not getattr(d, field):
-      raise ConfigError(f"config.data.{field} is empty: set it (a {d.format} file), or use the synthetic world "
-                        "(config.data.source=world)")
+      raise ConfigError(
+          f"config.data.{field} is empty: set it (a {d.format} file), or use the synthetic world "
+          "(config.data.source=world)"
+      )
   read = FORMATS[d.format]
-  train, dev = (list(read(d.train)) if d.train else []), list(read(d.dev))[:d.dev_limit or None]
+  train, dev = (list(read(d.train)) if d.train else []), list(read(d.dev))[: d.dev_limit or None]
   seeds, chat_seeds, count = [], [], cfg.em.seed_trajectories
   seeds_format = d.seeds_format or d.format
   if d.seeds and seeds_format == "messages":
     chat_seeds = read_chat_seeds(d.seeds)[:count]
   elif d.seeds:
-    seeds = pick_seeds([q for q in FORMATS[seeds_format](d.seeds) if q.get("decomposition")], count,
-                       cfg.em.seed_balance)
+    seeds = pick_seeds(
+        [q for q in FORMATS[seeds_format](d.seeds) if q.get("decomposition")], count, cfg.em.seed_balance
+    )
     if not seeds:
       raise ConfigError(f"{d.seeds}: no question has a decomposition to use as a seed trajectory")
   elif train:
@@ -69,6 +75,7 @@ def pick_seeds(questions: list, count: int, balanced: bool) -> list:
   if not balanced:
     return questions[:count]
   from exsearch_jax.eval.runner import question_kind
+
   by_kind = {}
   for q in questions:
     by_kind.setdefault(question_kind(q), []).append(q)
@@ -86,10 +93,13 @@ def _context_corpus(cfg, workdir: str, dev_count: int) -> str:
   `data.dev_limit`), written by process 0 (another process only when it does not see it)."""
   from exsearch_jax import distributed
   from exsearch_jax.data import CONTEXT_FORMATS, export_context_corpus
+
   d = cfg.data
   if d.format not in CONTEXT_FORMATS:
-    raise ConfigError(f"config.data.corpus is empty and {d.format} files carry no context paragraphs to build one "
-                      f"from (those that do: {', '.join(CONTEXT_FORMATS)}); set config.data.corpus")
+    raise ConfigError(
+        f"config.data.corpus is empty and {d.format} files carry no context paragraphs to build one "
+        f"from (those that do: {', '.join(CONTEXT_FORMATS)}); set config.data.corpus"
+    )
   files = [(d.train, None), (d.dev, dev_count)]
   if d.seeds and (d.seeds_format or d.format) == d.format:
     files.append((d.seeds, None))
@@ -104,6 +114,7 @@ def _context_corpus(cfg, workdir: str, dev_count: int) -> str:
 def _world_corpus(W, world, out: str) -> str:
   """Process 0 writes the world; another process only when it does not see it (a disk of its own)."""
   from exsearch_jax import distributed
+
   corpus = os.path.join(out, "corpus.jsonl")
   if distributed.is_primary() or not os.path.exists(corpus):
     corpus = W.write_world(world, out)["corpus"]
@@ -137,18 +148,23 @@ def load_tokenizer_for(cfg, data: RunData, workdir: str):
   """`model.tokenizer == "word"`: a word-level tokenizer built from the world (saved in the workdir)."""
   from exsearch_jax.assets import resolve_checkpoint
   from exsearch_jax.models import load_tokenizer
+
   if cfg.model.tokenizer != "word":
     return load_tokenizer(resolve_checkpoint(cfg.model.tokenizer or cfg.model.checkpoint))
   path = os.path.join(workdir, "tokenizer")
   if os.path.exists(os.path.join(path, "tokenizer.json")):
     return load_tokenizer(path)
   from exsearch_jax.models.word_tokenizer import build_word_tokenizer
+
   passages = [f"{p.title} {p.text}" for p in retrieval.read_corpus(data.corpus_path)]
   from exsearch_jax import trajectory as tj
-  tokenizer = build_word_tokenizer(word_tokenizer_texts(passages, data.train + data.dev + data.seeds,
-                                                        cfg.rollout.rerank),
-                                   extra_specials=tj.RERANK_TAGS if cfg.rollout.rerank else ())
+
+  tokenizer = build_word_tokenizer(
+      word_tokenizer_texts(passages, data.train + data.dev + data.seeds, cfg.rollout.rerank),
+      extra_specials=tj.RERANK_TAGS if cfg.rollout.rerank else (),
+  )
   from exsearch_jax import atomic
+
   with atomic.replaced_directory(path) as tmp:
     tokenizer.save_pretrained(tmp)
   return tokenizer
@@ -159,6 +175,7 @@ def word_tokenizer_texts(passages: list, questions: list, rerank: bool = False) 
   the fixed words of the trajectory format and of the stage-0 prompts."""
   from exsearch_jax import trajectory as tj
   from exsearch_jax.em.warmup import RESTATING_PROMPT
+
   texts = list(passages)
   for q in questions:
     texts += [q["question"]] + list(q["golden_answers"]) + [s["fact"] for s in q.get("decomposition", [])]
@@ -171,11 +188,14 @@ def word_tokenizer_texts(passages: list, questions: list, rerank: bool = False) 
 def build_run_model(cfg, tokenizer, chat, mesh):
   """The configured checkpoint, or (demo) a fresh model sized to the tokenizer that ends turns on <|im_end|>."""
   from exsearch_jax.models import build_model
+
   model_cfg = cfg.model
   if not model_cfg.checkpoint:
-    model_cfg = dataclasses.replace(model_cfg, init={**model_cfg.init, "vocab_size": len(tokenizer),
-                                                     "eos_token_id": chat.end_of_turn})
+    model_cfg = dataclasses.replace(
+        model_cfg, init={**model_cfg.init, "vocab_size": len(tokenizer), "eos_token_id": chat.end_of_turn}
+    )
   from exsearch_jax.models import check_vocabulary
+
   model = build_model(model_cfg, mesh=mesh, seed=cfg.seed)
   check_vocabulary(tokenizer, model.config.vocab_size, cfg.model.checkpoint or "model.init")
   return model

@@ -5,6 +5,7 @@ shardings and donated parameters and optimizer state.
 A step whose loss or gradient norm is not finite leaves parameters and optimizer state untouched and
 reports `skipped`, so a NaN never reaches a checkpoint.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -34,12 +35,17 @@ def weighted_loss_sum(model, tokens, loss_mask, attention_mask, weights, remat: 
   return jnp.sum(weights * (-total / jnp.maximum(count, 1.0)))
 
 
-def make_optimizer(weight_decay: float = 0.0, grad_clip: float = 1.0, b1: float = 0.9,
-                   b2: float = 0.999, eps: float = 1e-8) -> optax.GradientTransformation:
+def make_optimizer(
+    weight_decay: float = 0.0, grad_clip: float = 1.0, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8
+) -> optax.GradientTransformation:
   """AdamW with clipping and a unit step: the learning rate is an argument of each train step, so one
   compiled step serves every phase (stage 0, warm-up, each M-step) with its own schedule."""
-  return optax.chain(optax.clip_by_global_norm(grad_clip), optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
-                     optax.add_decayed_weights(weight_decay), optax.scale(-1.0))
+  return optax.chain(
+      optax.clip_by_global_norm(grad_clip),
+      optax.scale_by_adam(b1=b1, b2=b2, eps=eps),
+      optax.add_decayed_weights(weight_decay),
+      optax.scale(-1.0),
+  )
 
 
 def learning_rate(step: int, total_steps: int, peak: float, warmup_ratio: float = 0.1, end_ratio: float = 0.1) -> float:
@@ -97,8 +103,11 @@ def _step(graphdef, tx, mask, remat, params, opt_state, lr, tokens, loss_mask, a
   updates = jax.tree.map(lambda u: lr * u, updates)
   new_trained = optax.apply_updates(trained, updates)
   keep = lambda new, old: jax.tree.map(lambda n, o: jnp.where(finite, n, o), new, old)  # noqa: E731
-  return join(keep(new_trained, trained)), keep(new_opt, opt_state), {"loss": loss, "grad_norm": grad_norm,
-                                                                      "skipped": ~finite}
+  return (
+      join(keep(new_trained, trained)),
+      keep(new_opt, opt_state),
+      {"loss": loss, "grad_norm": grad_norm, "skipped": ~finite},
+  )
 
 
 @dataclasses.dataclass
@@ -116,8 +125,9 @@ class Trainer:
   moments for those weights alone.
   """
 
-  def __init__(self, model, tx: optax.GradientTransformation, mesh=None, trainable_layers: int = 0,
-               remat: bool = False):
+  def __init__(
+      self, model, tx: optax.GradientTransformation, mesh=None, trainable_layers: int = 0, remat: bool = False
+  ):
     self.graphdef, params = nnx.split(model)
     self.tx, self.mesh = tx, mesh
     self.mask = trainable_mask(params, trainable_layers)
@@ -130,8 +140,12 @@ class Trainer:
       replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
       trained_shardings = _split(self.param_shardings, self.mask)[0]
       opt_shardings = optax.tree_utils.tree_map_params(
-          tx, lambda _, sharding: sharding, jax.eval_shape(init, params), trained_shardings,
-          transform_non_params=lambda _: replicated)
+          tx,
+          lambda _, sharding: sharding,
+          jax.eval_shape(init, params),
+          trained_shardings,
+          transform_non_params=lambda _: replicated,
+      )
       self._init_opt = jax.jit(init, out_shardings=opt_shardings)
     opt_state = self._init_opt(params)
     self.opt_shardings = jax.tree.map(lambda x: x.sharding, opt_state)
@@ -166,5 +180,6 @@ class Trainer:
     return nnx.merge(self.graphdef, self.state.params)
 
   def restore(self, params, opt_state, step: int):
-    self.state = TrainState(jax.device_put(params, self.param_shardings),
-                            jax.device_put(opt_state, self.opt_shardings), int(step))
+    self.state = TrainState(
+        jax.device_put(params, self.param_shardings), jax.device_put(opt_state, self.opt_shardings), int(step)
+    )

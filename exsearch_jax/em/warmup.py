@@ -6,6 +6,7 @@ so stage 0 gives it next-token training on the corpus plus reading/copying tasks
 (random objects in the world's sentence templates): it learns to copy a name into a sub-query and a
 name out of a passage, without memorising any true fact a dev question needs.
 """
+
 from __future__ import annotations
 
 import random
@@ -18,8 +19,16 @@ from exsearch_jax.em.sequences import Example
 RESTATING_PROMPT = "Which name does this question start from?"
 
 
-def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrieve_k: int, instruction: str = "none",
-                  chat_seeds: Sequence = (), rerank: bool = False) -> list[Example]:
+def seed_examples(
+    questions: Sequence[dict],
+    retriever,
+    chat,
+    shown: int,
+    retrieve_k: int,
+    instruction: str = "none",
+    chat_seeds: Sequence = (),
+    rerank: bool = False,
+) -> list[Example]:
   """Seed trajectories → SFT examples: questions with a `decomposition` ([{"query", "fact"}] with an optional
   "passage_id" or "title" of the passage that holds the fact), then `chat_seeds` (`ChatSeed`s, as given).
 
@@ -37,10 +46,10 @@ def seed_examples(questions: Sequence[dict], retriever, chat, shown: int, retrie
   for q in questions:
     steps = []
     for s in q["decomposition"]:
-      hits = list(next(found))[:retrieve_k if rerank else shown]
+      hits = list(next(found))[: retrieve_k if rerank else shown]
       gold = by_id.get(s.get("passage_id")) or by_title.get(s.get("title"))
       if gold is not None and gold.id not in [h.id for h in hits]:
-        hits = hits[:len(hits) - 1] + [gold] if len(hits) >= (retrieve_k if rerank else shown) else hits + [gold]
+        hits = hits[: len(hits) - 1] + [gold] if len(hits) >= (retrieve_k if rerank else shown) else hits + [gold]
       step = {"query": s["query"], "hits": hits, "fact": s["fact"]}
       if rerank:
         first = [h.id for h in hits].index(gold.id) if gold is not None else 0
@@ -85,7 +94,8 @@ def _passages_about(rng: random.Random, by_kind: dict, rel, subject: str, obj: s
 
   answer = rng.choice(rel.templates).format(s=subject, o=obj)
   hits = [{"title": subject, "text": sentences(answer)}] + [
-      {"title": subject, "text": sentences(None)} for _ in range(max(shown, 1) - 1)]
+      {"title": subject, "text": sentences(None)} for _ in range(max(shown, 1) - 1)
+  ]
   rng.shuffle(hits)
   return hits
 
@@ -96,8 +106,13 @@ def _reading_task(rng: random.Random, by_kind: dict, chat, shown: int) -> Exampl
   subject = rng.choice(by_kind[rel.subject])
   obj = _made_up_object(rng, by_kind, rel)
   question = rel.question.format(s=subject)
-  steps = [{"query": question, "hits": _passages_about(rng, by_kind, rel, subject, obj, shown),
-            "fact": rel.fact.format(s=subject, o=obj)}]
+  steps = [
+      {
+          "query": question,
+          "hits": _passages_about(rng, by_kind, rel, subject, obj, shown),
+          "fact": rel.fact.format(s=subject, o=obj),
+      }
+  ]
   tokens, mask = chat.conversation(tj.chat_messages(question, steps, obj, shown))
   return Example(tuple(tokens), tuple(mask), 1.0)
 
@@ -115,9 +130,13 @@ def _chain_task(rng: random.Random, by_kind: dict, chat, paths, shown: int, trai
   for name in path:
     rel = RELATIONS[name]
     obj = _made_up_object(rng, by_kind, rel)
-    steps.append({"query": rel.question.format(s=subject),
-                  "hits": _passages_about(rng, by_kind, rel, subject, obj, shown),
-                  "fact": rel.fact.format(s=subject, o=obj)})
+    steps.append(
+        {
+            "query": rel.question.format(s=subject),
+            "hits": _passages_about(rng, by_kind, rel, subject, obj, shown),
+            "fact": rel.fact.format(s=subject, o=obj),
+        }
+    )
     subject = obj
   tokens, mask = chat.conversation(tj.chat_messages(chain_question(path, start), steps, subject, shown))
   return Example(tuple(tokens), tuple(mask if train_queries else _facts_only(tokens, mask, chat)), 1.0)
@@ -145,14 +164,22 @@ def _restating_task(rng: random.Random, by_kind: dict, chat, paths) -> Example:
   path = rng.choice(paths)
   name = rng.choice(by_kind[RELATIONS[path[0]].subject])
   question = chain_question(path, name)
-  tokens, mask = chat.conversation([
-      {"role": "user", "content": f"{RESTATING_PROMPT} {question}"},
-      {"role": "assistant", "content": name}])
+  tokens, mask = chat.conversation(
+      [{"role": "user", "content": f"{RESTATING_PROMPT} {question}"}, {"role": "assistant", "content": name}]
+  )
   return Example(tuple(tokens), tuple(mask), 1.0)
 
 
-def stage0_examples(world, chat, count: int, shown: int, seed: int = 0, corpus_share: float = 0.3,
-                    chain_share: float = 0.0, chain_queries: bool = False) -> list[Example]:
+def stage0_examples(
+    world,
+    chat,
+    count: int,
+    shown: int,
+    seed: int = 0,
+    corpus_share: float = 0.3,
+    chain_share: float = 0.0,
+    chain_queries: bool = False,
+) -> list[Example]:
   """`count` examples: corpus passages (plain next-token) and, of the rest, `chain_share` multi-hop reading
   chains, and one-hop reading tasks and restating tasks 7:3."""
   rng = random.Random(seed)

@@ -13,6 +13,7 @@ Invalid trajectories (unparseable, no answer, a non-finite score, more than two 
 otherwise carries total weight 1 even when all its samples are wrong, which teaches the model to
 memorise question → answer instead of searching.
 """
+
 from __future__ import annotations
 
 import collections
@@ -34,9 +35,10 @@ def is_valid(traj, max_empty_facts: int = 2) -> bool:
 @dataclasses.dataclass(frozen=True)
 class Samples:
   """One E-step's scored samples, as every weighting scheme reads them."""
+
   questions: list[np.ndarray]  # the indices of each question's samples
-  prob: np.ndarray             # p(y*|x,z), 0 where invalid
-  mean_nll: np.ndarray         # mean negative log-likelihood per answer token, 0 where invalid
+  prob: np.ndarray  # p(y*|x,z), 0 where invalid
+  mean_nll: np.ndarray  # mean negative log-likelihood per answer token, 0 where invalid
   valid: np.ndarray
   correct: np.ndarray
 
@@ -47,9 +49,11 @@ SCHEMES: dict[str, Scheme] = {}  # name -> the scheme's weights per sample
 
 def scheme(name: str) -> Callable[[Scheme], Scheme]:
   """Registers a weighting under `name` (then a valid `config.em.weights` and an arm of the weighting experiment)."""
+
   def register(fn: Scheme) -> Scheme:
     SCHEMES[name] = fn
     return fn
+
   return register
 
 
@@ -89,8 +93,15 @@ def _balanced(s: Samples) -> np.ndarray:
   return weights * (np.count_nonzero(weights) / weights.sum()) if weights.sum() > 0 else weights
 
 
-def compute_weights(scheme: str, groups: Sequence[str], answer_logprob: np.ndarray, answer_tokens: np.ndarray,
-                    correct: np.ndarray, valid: np.ndarray, guard: float = 0.0) -> tuple[np.ndarray, dict]:
+def compute_weights(
+    scheme: str,
+    groups: Sequence[str],
+    answer_logprob: np.ndarray,
+    answer_tokens: np.ndarray,
+    correct: np.ndarray,
+    valid: np.ndarray,
+    guard: float = 0.0,
+) -> tuple[np.ndarray, dict]:
   """Weights per trajectory and E-step statistics. `groups[i]` is trajectory i's question id."""
   if scheme not in SCHEMES:
     raise ValueError(f"unknown weighting {scheme!r}; choose one of {tuple(SCHEMES)}")
@@ -125,7 +136,7 @@ def compute_weights(scheme: str, groups: Sequence[str], answer_logprob: np.ndarr
       "correct_share": float((correct & valid).mean()) if len(valid) else 0.0,
       "questions_without_correct_sample": float(no_correct / max(len(members), 1)),
       "questions_dropped_by_guard": int(dropped),
-      "effective_sample_size": float(total ** 2 / np.square(weights).sum()) if total > 0 else 0.0,
+      "effective_sample_size": float(total**2 / np.square(weights).sum()) if total > 0 else 0.0,
       "weight_entropy": float(np.mean(entropies)) if entropies else 0.0,
       "weight_sum": float(total),
       # Monte-Carlo estimate of the GEM objective log p(y*|x) ≥ E_z log p(y*|x,z): mean log mean_z p(y*|x,z)

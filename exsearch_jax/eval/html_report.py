@@ -5,6 +5,7 @@ colour and label: sub-queries, the passages shown for them, the facts the model 
 (right or wrong against the gold answers), stop reason and EM weight. Everything that came from a model,
 a corpus or a question is HTML-escaped, so a model that writes `<script>` or `<QUERY>` shows it as text.
 """
+
 from __future__ import annotations
 
 import collections
@@ -34,8 +35,9 @@ def read_jsonl(path: str) -> list[Trajectory]:
   """The trajectories `write_jsonl` wrote (extra keys such as "text" are dropped)."""
   names = {f.name for f in dataclasses.fields(Trajectory)}
   with open(path, encoding="utf-8") as f:
-    return [Trajectory.from_json({k: v for k, v in json.loads(line).items() if k in names})
-            for line in f if line.strip()]
+    return [
+        Trajectory.from_json({k: v for k, v in json.loads(line).items() if k in names}) for line in f if line.strip()
+    ]
 
 
 def is_correct(answer: Optional[str], golds: Optional[Sequence[str]]) -> Optional[bool]:
@@ -50,7 +52,7 @@ def is_correct(answer: Optional[str], golds: Optional[Sequence[str]]) -> Optiona
 def _segments(traj: Trajectory) -> list[tuple[bool, list]]:
   """The token runs after the prompt as (model_written, tokens), in order."""
   runs = []
-  for tok, written in zip(traj.tokens[traj.prompt_length:], traj.loss_mask[traj.prompt_length:]):
+  for tok, written in zip(traj.tokens[traj.prompt_length :], traj.loss_mask[traj.prompt_length :]):
     if not runs or runs[-1][0] != bool(written):
       runs.append((bool(written), []))
     runs[-1][1].append(tok)
@@ -63,7 +65,7 @@ def _search_texts(traj: Trajectory, chat) -> list[str]:
   for written, tokens in _segments(traj):
     text = chat.tokenizer.decode(tokens, skip_special_tokens=False)
     if not written and tj.SEARCH in text:
-      body = text[text.index(tj.SEARCH) + len(tj.SEARCH):]
+      body = text[text.index(tj.SEARCH) + len(tj.SEARCH) :]
       end = chat.end_of_turn_text
       texts.append((body.split(end)[0] if end else body).strip())
   return texts
@@ -116,22 +118,36 @@ def _trajectory_html(traj: Trajectory, chat, passages) -> str:
     parts.append(_row("query", f"query {i + 1}", step.query or ""))
     if step.rerank is not None:  # the re-rank action: the model's order of the retrieved candidates
       titles = step.retrieved_titles
-      parts.append(_row("rerank", f"re-rank {i + 1}", " > ".join(
-          f"[{k + 1}] {titles[k]}" if k < len(titles) else f"[{k + 1}]" for k in step.rerank)))
+      parts.append(
+          _row(
+              "rerank",
+              f"re-rank {i + 1}",
+              " > ".join(f"[{k + 1}] {titles[k]}" if k < len(titles) else f"[{k + 1}]" for k in step.rerank),
+          )
+      )
     parts += _passage_rows(step, searches[i] if i < len(searches) else None, passages)
     if step.fact is not None:
       parts.append(_row("fact", f"fact {i + 1}", step.fact))
   parts.append(_row("answer", "answer", "(none)" if traj.answer is None else traj.answer))
-  verdict = {True: '<span class="verdict ok">\u2713 correct</span>',
-             False: '<span class="verdict bad">\u2717 wrong</span>', None: "no gold"}[correct]
-  meta = (f'<div class="meta">sample {traj.sample} \u00b7 stop: <b>{html.escape(traj.stop_reason or "?")}</b>'
-          f' \u00b7 steps: {len(traj.steps)} \u00b7 weight: <b>{_fmt_weight(traj.weight)}</b> \u00b7 {verdict}</div>')
+  verdict = {
+      True: '<span class="verdict ok">\u2713 correct</span>',
+      False: '<span class="verdict bad">\u2717 wrong</span>',
+      None: "no gold",
+  }[correct]
+  meta = (
+      f'<div class="meta">sample {traj.sample} \u00b7 stop: <b>{html.escape(traj.stop_reason or "?")}</b>'
+      f" \u00b7 steps: {len(traj.steps)} \u00b7 weight: <b>{_fmt_weight(traj.weight)}</b> \u00b7 {verdict}</div>"
+  )
   transcript = "".join(
       f'<span class="{"model" if w else "context"}">{html.escape(chat.tokenizer.decode(t, skip_special_tokens=False))}'
-      f'</span>' for w, t in _segments(traj))
+      f"</span>"
+      for w, t in _segments(traj)
+  )
   cls = {True: "ok", False: "bad", None: ""}[correct]
-  return (f'<div class="traj {cls}">{meta}{"".join(parts)}<details><summary>transcript (model-written '
-          f'highlighted)</summary><pre>{transcript}</pre></details></div>')
+  return (
+      f'<div class="traj {cls}">{meta}{"".join(parts)}<details><summary>transcript (model-written '
+      f"highlighted)</summary><pre>{transcript}</pre></details></div>"
+  )
 
 
 def _summary_html(trajectories: Sequence[Trajectory], questions: int) -> str:
@@ -140,12 +156,13 @@ def _summary_html(trajectories: Sequence[Trajectory], questions: int) -> str:
   verdicts = [c for c in (is_correct(t.answer, t.golden_answers) for t in trajectories) if c is not None]
   accuracy = f"{sum(verdicts)}/{len(verdicts)} exact match" if verdicts else "no gold answers"
   reason_text = ", ".join(f"{html.escape(k)}: {v}" for k, v in sorted(reasons.items(), key=lambda kv: -kv[1]))
-  return (f'<div class="summary">{questions} questions \u00b7 {len(trajectories)} trajectories \u00b7 mean steps '
-          f'{mean_steps:.2f} \u00b7 {accuracy}<br>stop reasons: {reason_text}</div>')
+  return (
+      f'<div class="summary">{questions} questions \u00b7 {len(trajectories)} trajectories \u00b7 mean steps '
+      f"{mean_steps:.2f} \u00b7 {accuracy}<br>stop reasons: {reason_text}</div>"
+  )
 
 
-def render_html(trajectories: Sequence[Trajectory], chat, passages: Optional[Mapping] = None,
-                title: str = "") -> str:
+def render_html(trajectories: Sequence[Trajectory], chat, passages: Optional[Mapping] = None, title: str = "") -> str:
   """The page `write_html` writes, as a string."""
   groups = collections.OrderedDict()
   for traj in trajectories:
@@ -154,16 +171,22 @@ def render_html(trajectories: Sequence[Trajectory], chat, passages: Optional[Map
   for qid, trajs in groups.items():
     golds = trajs[0].golden_answers
     gold = " | ".join(html.escape(str(g)) for g in golds) if golds else "\u2014"
-    body.append(f'<div class="question"><div class="qtext">{html.escape(trajs[0].question)}</div>'
-                f'<div class="gold">id {html.escape(qid)} \u00b7 gold: {gold}</div>'
-                + "".join(_trajectory_html(t, chat, passages) for t in trajs) + "</div>")
+    body.append(
+        f'<div class="question"><div class="qtext">{html.escape(trajs[0].question)}</div>'
+        f'<div class="gold">id {html.escape(qid)} \u00b7 gold: {gold}</div>'
+        + "".join(_trajectory_html(t, chat, passages) for t in trajs)
+        + "</div>"
+    )
   heading = html.escape(title or "EXSEARCH trajectories")
-  return (f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{heading}</title><style>{_CSS}</style>'
-          f'</head><body><h1>{heading}</h1>{_summary_html(trajectories, len(groups))}{"".join(body)}</body></html>\n')
+  return (
+      f'<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>{heading}</title><style>{_CSS}</style>'
+      f'</head><body><h1>{heading}</h1>{_summary_html(trajectories, len(groups))}{"".join(body)}</body></html>\n'
+  )
 
 
-def write_html(trajectories: Sequence[Trajectory], path: str, chat, passages: Optional[Mapping] = None,
-               title: str = "") -> None:
+def write_html(
+    trajectories: Sequence[Trajectory], path: str, chat, passages: Optional[Mapping] = None, title: str = ""
+) -> None:
   """A self-contained page (inline CSS, no scripts or external assets). `passages`: id -> {title, text}."""
   with atomic.replaced_file(path) as f:
     f.write(render_html(trajectories, chat, passages, title))

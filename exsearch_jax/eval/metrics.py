@@ -5,6 +5,7 @@ drop ASCII punctuation (`string.punctuation`), drop the whole words a/an/the, co
 Non-ASCII letters are kept, so "Zürich" and "東京" survive, and a digit separator is punctuation:
 "1,000" and "1000" both normalise to "1000". An empty (normalised) prediction scores 0 everywhere.
 """
+
 from __future__ import annotations
 
 import collections
@@ -15,7 +16,7 @@ from typing import Sequence
 from exsearch_jax.errors import ExsearchError
 
 _PUNCTUATION = frozenset(string.punctuation)
-_ARTICLES = re.compile(r"\b(a|an|the)\b")   # whole words only: "Ai Weiwei" and "Iran" keep their letters
+_ARTICLES = re.compile(r"\b(a|an|the)\b")  # whole words only: "Ai Weiwei" and "Iran" keep their letters
 _YES_NO = ("yes", "no", "noanswer")
 
 
@@ -87,9 +88,11 @@ def corpus_metrics(predictions: Sequence[str], golds_list: Sequence[str | Sequen
 
 
 # a role header (ChatML, Llama 3, Gemma) goes with its role name; any other special token alone
-_SPECIAL_TOKENS = re.compile(r"(?:<\|im_start\|>|<\|start_header_id\|>|<start_of_turn>)\s*\w+\s*"
-                             r"(?:<\|end_header_id\|>)?"
-                             r"|<\|[^|>]*\|>|</?s>|<eos>|<end_of_turn>|<FINAL>")
+_SPECIAL_TOKENS = re.compile(
+    r"(?:<\|im_start\|>|<\|start_header_id\|>|<start_of_turn>)\s*\w+\s*"
+    r"(?:<\|end_header_id\|>)?"
+    r"|<\|[^|>]*\|>|</?s>|<eos>|<end_of_turn>|<FINAL>"
+)
 _ANSWER_PREFIX = re.compile(r"\banswer\s*(?:is\b\s*:?|:)", re.IGNORECASE)
 _WRAPPERS = "\"'*`“”‘’ \t"
 
@@ -99,7 +102,7 @@ def extract_answer(text: str) -> str:
   text = _SPECIAL_TOKENS.sub(" ", text or "")
   matches = list(_ANSWER_PREFIX.finditer(text))
   if matches:
-    text = text[matches[-1].end():]
+    text = text[matches[-1].end() :]
   line = next((ln for ln in text.splitlines() if ln.strip()), "")
   line = line.strip().strip(_WRAPPERS)
   if line.endswith(".") and not line.endswith(".."):

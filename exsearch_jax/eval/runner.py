@@ -4,6 +4,7 @@ Beyond the answer metrics it reports whether the model really searched: the shar
 that appeared among its retrieved passages, and the share of correct answers whose gold passages were
 all retrieved (a model that answers from memory scores high EM with a low share).
 """
+
 from __future__ import annotations
 
 import collections
@@ -16,7 +17,6 @@ from exsearch_jax import distributed
 from exsearch_jax.trajectory import StopReason
 from exsearch_jax.eval import metrics
 from exsearch_jax.sampling.rollout import RolloutConfig, rollout
-
 
 RETRIEVAL_DEPTHS = (3, 5)
 
@@ -62,14 +62,16 @@ def search_metrics(trajectories, questions) -> dict:
     steps.append(len(t.steps))
   reasons = collections.Counter(t.stop_reason for t in trajectories)
   total = max(len(trajectories), 1)
-  return {"gold_passage_recall": float(np.mean(recall)) if recall else float("nan"),
-          "correct_with_gold_retrieved": correct_and_found / correct if correct else float("nan"),
-          "mean_steps": float(np.mean(steps)) if steps else 0.0,
-          "answered_share": reasons.get(StopReason.ANSWERED, 0) / total,
-          # trajectories whose every turn the grammar of trajectory.py could read (none unparseable or cut off)
-          "parse_share": 1.0 - (reasons.get(StopReason.UNPARSEABLE, 0) + reasons.get(StopReason.TRUNCATED, 0)) / total,
-          "stop_reasons": dict(sorted(reasons.items())),
-          **retrieval_metrics(trajectories, questions)}
+  return {
+      "gold_passage_recall": float(np.mean(recall)) if recall else float("nan"),
+      "correct_with_gold_retrieved": correct_and_found / correct if correct else float("nan"),
+      "mean_steps": float(np.mean(steps)) if steps else 0.0,
+      "answered_share": reasons.get(StopReason.ANSWERED, 0) / total,
+      # trajectories whose every turn the grammar of trajectory.py could read (none unparseable or cut off)
+      "parse_share": 1.0 - (reasons.get(StopReason.UNPARSEABLE, 0) + reasons.get(StopReason.TRUNCATED, 0)) / total,
+      "stop_reasons": dict(sorted(reasons.items())),
+      **retrieval_metrics(trajectories, questions),
+  }
 
 
 def evaluate(model, chat, retriever, questions, cfg: RolloutConfig, mesh=None, progress: bool = False):
@@ -106,8 +108,12 @@ def correct_by_type(trajectories, questions) -> dict:
 
 def per_question_correct(trajectories, questions) -> np.ndarray:
   """1.0/0.0 exact match per question (for bootstrap intervals of gains)."""
-  return np.array([metrics.exact_match(metrics.extract_answer(t.answer or ""), q["golden_answers"])
-                   for t, q in zip(trajectories, questions)])
+  return np.array(
+      [
+          metrics.exact_match(metrics.extract_answer(t.answer or ""), q["golden_answers"])
+          for t, q in zip(trajectories, questions)
+      ]
+  )
 
 
 def bootstrap_gain(before: np.ndarray, after: np.ndarray, samples: int = 10_000, seed: int = 0) -> tuple:

@@ -7,6 +7,7 @@ Only real tokens take cache slots: token t of row b goes to slot `lengths[b] + (
 pads are dropped, so a row's cache is always a dense prefix, its slot index is its RoPE position, and
 left- and right-padded batches give the same result as unpadded rows.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -27,6 +28,7 @@ _MASKED = -1e30  # finite, so a row with no visible key (a leading pad) gives a 
 @dataclasses.dataclass
 class KVCache:
   """Per-layer keys/values (batch, slots, kv_heads, head_dim) and the filled length of each row."""
+
   keys: list
   values: list
   lengths: jnp.ndarray  # (batch,) int32
@@ -96,8 +98,13 @@ class Attention(nnx.Module):
       v = cache_kv[1].at[rows, write_slots].set(v.astype(cache_kv[1].dtype), mode="drop")
       out = self._attend(q, k, v, mask)
     else:
-      out = jnp.concatenate([self._attend(q[:, lo:hi], k[:, :hi], v[:, :hi], mask[:, lo:hi, :hi])
-                             for lo, hi in _query_blocks(x.shape[1])], axis=1)
+      out = jnp.concatenate(
+          [
+              self._attend(q[:, lo:hi], k[:, :hi], v[:, :hi], mask[:, lo:hi, :hi])
+              for lo, hi in _query_blocks(x.shape[1])
+          ],
+          axis=1,
+      )
     b, t, h, d = out.shape
     out = _dense(out.reshape(b, t, h * d), self.o[...].astype(cfg.jnp_dtype).reshape(h * d, -1))
     if cfg.o_bias:
@@ -109,7 +116,7 @@ class Attention(nnx.Module):
     cfg = self.config
     b, t, h, d = q.shape
     q = q.reshape(b, t, cfg.num_kv_heads, h // cfg.num_kv_heads, d)
-    scores = jnp.einsum("btkgd,bskd->bkgts", q, k.astype(q.dtype)).astype(jnp.float32) * (d ** -0.5)
+    scores = jnp.einsum("btkgd,bskd->bkgts", q, k.astype(q.dtype)).astype(jnp.float32) * (d**-0.5)
     scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
     return jnp.einsum("bkgts,bskd->btkgd", probs, v.astype(cfg.jnp_dtype)).reshape(b, t, h, d)
@@ -193,8 +200,11 @@ class Decoder(nnx.Module):
     write_slots = jnp.where(mask, slots, cache.max_length)  # pads go out of range and are dropped
     new_lengths = cache.lengths + mask.sum(axis=1).astype(jnp.int32)
     key_slots = jnp.arange(cache.max_length)[None, None, :]
-    visible = ((key_slots <= slots[:, :, None]) & (key_slots < new_lengths[:, None, None])
-               & self._in_window(slots[:, :, None], key_slots))
+    visible = (
+        (key_slots <= slots[:, :, None])
+        & (key_slots < new_lengths[:, None, None])
+        & self._in_window(slots[:, :, None], key_slots)
+    )
     positions = jnp.maximum(slots, 0)
     x = self._embed(input_ids)
     inv_freq = inverse_frequencies(self.config)

@@ -3,6 +3,7 @@
 One dataclass covers Llama, Qwen2, Mistral and SmolLM2 (a Llama): the families differ only in
 flags (q/k/v bias, tied embeddings, rope scaling, sliding window), not in code paths.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -52,7 +53,8 @@ class DecoderConfig:
       raise CheckpointError(f"unknown architecture {self.architecture!r}; supported: {sorted(ARCHITECTURES)}")
     if self.num_heads % self.num_kv_heads:
       raise CheckpointError(
-          f"num_attention_heads={self.num_heads} is not a multiple of num_key_value_heads={self.num_kv_heads}")
+          f"num_attention_heads={self.num_heads} is not a multiple of num_key_value_heads={self.num_kv_heads}"
+      )
     for field in ("param_dtype", "dtype"):
       if getattr(self, field) not in DTYPES:
         raise CheckpointError(f"{field}={getattr(self, field)!r}; choose one of {sorted(DTYPES)}")
@@ -86,8 +88,10 @@ class DecoderConfig:
     archs = cfg.get("architectures") or [MODEL_TYPES.get(cfg.get("model_type") or "")]
     arch = archs[0]
     if arch not in ARCHITECTURES:
-      raise CheckpointError(f"{source}: field 'architectures' = {archs!r} (model_type={cfg.get('model_type')!r}) "
-                            f"is not supported; supported: {sorted(ARCHITECTURES)}")
+      raise CheckpointError(
+          f"{source}: field 'architectures' = {archs!r} (model_type={cfg.get('model_type')!r}) "
+          f"is not supported; supported: {sorted(ARCHITECTURES)}"
+      )
     _, forced_bias = ARCHITECTURES[arch]
 
     def need(key):
@@ -101,27 +105,42 @@ class DecoderConfig:
       rope = dict(cfg["rope_scaling"])
     rope_type = rope.get("rope_type", rope.get("type", "default"))
     if rope_type not in ("default", "llama3", "linear"):
-      raise CheckpointError(f"{source}: field 'rope_scaling.rope_type' = {rope_type!r} is not supported "
-                            "(supported: default, linear, llama3)")
-    scaling = None if rope_type == "default" else tuple(sorted(
-        (k, v) for k, v in {**rope, "rope_type": rope_type}.items() if k != "type"))
+      raise CheckpointError(
+          f"{source}: field 'rope_scaling.rope_type' = {rope_type!r} is not supported "
+          "(supported: default, linear, llama3)"
+      )
+    scaling = (
+        None
+        if rope_type == "default"
+        else tuple(sorted((k, v) for k, v in {**rope, "rope_type": rope_type}.items() if k != "type"))
+    )
     heads = need("num_attention_heads")
     hidden = need("hidden_size")
     attention_bias = bool(cfg.get("attention_bias", False))
     qkv_bias = attention_bias if forced_bias is None else forced_bias
     window = cfg.get("sliding_window") if (arch == "MistralForCausalLM" or cfg.get("use_sliding_window")) else None
     kwargs = dict(
-        vocab_size=need("vocab_size"), hidden_size=hidden, intermediate_size=need("intermediate_size"),
-        num_layers=need("num_hidden_layers"), num_heads=heads,
+        vocab_size=need("vocab_size"),
+        hidden_size=hidden,
+        intermediate_size=need("intermediate_size"),
+        num_layers=need("num_hidden_layers"),
+        num_heads=heads,
         num_kv_heads=cfg.get("num_key_value_heads") or heads,
         head_dim=cfg.get("head_dim") or hidden // heads,
-        rms_norm_eps=cfg.get("rms_norm_eps", 1e-6), rope_theta=float(theta), rope_scaling=scaling,
+        rms_norm_eps=cfg.get("rms_norm_eps", 1e-6),
+        rope_theta=float(theta),
+        rope_scaling=scaling,
         max_position_embeddings=cfg.get("max_position_embeddings", 2048),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-        qkv_bias=qkv_bias, o_bias=attention_bias if arch == "LlamaForCausalLM" else False,
-        sliding_window=window, architecture=arch,
-        bos_token_id=cfg.get("bos_token_id"), eos_token_id=_hashable(cfg.get("eos_token_id")),
-        pad_token_id=cfg.get("pad_token_id"), initializer_range=cfg.get("initializer_range", 0.02))
+        qkv_bias=qkv_bias,
+        o_bias=attention_bias if arch == "LlamaForCausalLM" else False,
+        sliding_window=window,
+        architecture=arch,
+        bos_token_id=cfg.get("bos_token_id"),
+        eos_token_id=_hashable(cfg.get("eos_token_id")),
+        pad_token_id=cfg.get("pad_token_id"),
+        initializer_range=cfg.get("initializer_range", 0.02),
+    )
     kwargs.update(overrides)
     return cls(**kwargs)
 
@@ -131,17 +150,28 @@ class DecoderConfig:
     if self.rope_scaling:
       rope = {**(self.rope_scaling_dict or {}), "rope_theta": self.rope_theta}
     cfg = {
-        "architectures": [self.architecture], "model_type": model_type,
-        "vocab_size": self.vocab_size, "hidden_size": self.hidden_size,
-        "intermediate_size": self.intermediate_size, "num_hidden_layers": self.num_layers,
-        "num_attention_heads": self.num_heads, "num_key_value_heads": self.num_kv_heads,
-        "head_dim": self.head_dim, "hidden_act": "silu", "rms_norm_eps": self.rms_norm_eps,
-        "rope_theta": self.rope_theta, "rope_parameters": rope,
+        "architectures": [self.architecture],
+        "model_type": model_type,
+        "vocab_size": self.vocab_size,
+        "hidden_size": self.hidden_size,
+        "intermediate_size": self.intermediate_size,
+        "num_hidden_layers": self.num_layers,
+        "num_attention_heads": self.num_heads,
+        "num_key_value_heads": self.num_kv_heads,
+        "head_dim": self.head_dim,
+        "hidden_act": "silu",
+        "rms_norm_eps": self.rms_norm_eps,
+        "rope_theta": self.rope_theta,
+        "rope_parameters": rope,
         "rope_scaling": None if not self.rope_scaling else self.rope_scaling_dict,
         "max_position_embeddings": self.max_position_embeddings,
-        "tie_word_embeddings": self.tie_word_embeddings, "initializer_range": self.initializer_range,
-        "bos_token_id": self.bos_token_id, "eos_token_id": _listable(self.eos_token_id),
-        "pad_token_id": self.pad_token_id, "torch_dtype": self.param_dtype, "dtype": self.param_dtype,
+        "tie_word_embeddings": self.tie_word_embeddings,
+        "initializer_range": self.initializer_range,
+        "bos_token_id": self.bos_token_id,
+        "eos_token_id": _listable(self.eos_token_id),
+        "pad_token_id": self.pad_token_id,
+        "torch_dtype": self.param_dtype,
+        "dtype": self.param_dtype,
     }
     if self.architecture == "LlamaForCausalLM":
       if self.qkv_bias != self.o_bias:

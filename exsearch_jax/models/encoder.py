@@ -4,6 +4,7 @@ The retriever needs dense text embeddings on the same devices as the policy, so 
 instead of calling PyTorch. Weights carry `logical_axes` like the decoder's; `TextEncoder` buckets
 lengths (and fixes the row count per call) so a corpus of any size compiles a handful of programs.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -26,8 +27,7 @@ from exsearch_jax.sharding import batch_sharding, state_shardings
 
 _MASKED = -1e30  # finite: an all-pad row (batch padding) gives a uniform softmax, not NaN
 ACTIVATIONS = {"gelu": False, "gelu_new": True, "gelu_pytorch_tanh": True}  # name -> tanh approximation
-POOLING_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls",
-                 "pooling_mode_max_tokens": "max"}
+POOLING_FLAGS = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls", "pooling_mode_max_tokens": "max"}
 ST_MODULES = ("Transformer", "Pooling", "Normalize")  # sentence-transformers modules we reproduce
 MIN_BUCKET = 16
 CPU_BATCH = 8  # TextEncoder rows per call on CPU
@@ -72,16 +72,25 @@ class EncoderConfig:
     if cfg.get("model_type", "bert") != "bert":
       raise CheckpointError(f"{source}: field 'model_type' = {cfg['model_type']!r} is not supported (only bert)")
     if cfg.get("position_embedding_type", "absolute") != "absolute":
-      raise CheckpointError(f"{source}: field 'position_embedding_type' = {cfg['position_embedding_type']!r} "
-                            "is not supported (only absolute)")
+      raise CheckpointError(
+          f"{source}: field 'position_embedding_type' = {cfg['position_embedding_type']!r} "
+          "is not supported (only absolute)"
+      )
     positions = cfg.get("max_position_embeddings", 512)
     kwargs = dict(
-        vocab_size=need("vocab_size"), hidden_size=need("hidden_size"), num_layers=need("num_hidden_layers"),
-        num_heads=need("num_attention_heads"), intermediate_size=need("intermediate_size"),
-        max_position_embeddings=positions, type_vocab_size=cfg.get("type_vocab_size", 2),
-        layer_norm_eps=cfg.get("layer_norm_eps", 1e-12), hidden_act=cfg.get("hidden_act", "gelu"),
-        max_seq_length=positions, pad_token_id=cfg.get("pad_token_id") or 0,
-        initializer_range=cfg.get("initializer_range", 0.02))
+        vocab_size=need("vocab_size"),
+        hidden_size=need("hidden_size"),
+        num_layers=need("num_hidden_layers"),
+        num_heads=need("num_attention_heads"),
+        intermediate_size=need("intermediate_size"),
+        max_position_embeddings=positions,
+        type_vocab_size=cfg.get("type_vocab_size", 2),
+        layer_norm_eps=cfg.get("layer_norm_eps", 1e-12),
+        hidden_act=cfg.get("hidden_act", "gelu"),
+        max_seq_length=positions,
+        pad_token_id=cfg.get("pad_token_id") or 0,
+        initializer_range=cfg.get("initializer_range", 0.02),
+    )
     try:
       return cls(**{**kwargs, **overrides})
     except CheckpointError as e:
@@ -119,8 +128,9 @@ def _pooling_mode(cfg: dict, source: str) -> str:
   modes = [mode for flag, mode in POOLING_FLAGS.items() if cfg.get(flag)]
   others = [k for k, v in cfg.items() if k.startswith("pooling_mode") and v and k not in POOLING_FLAGS]
   if len(modes) != 1 or others:
-    raise CheckpointError(f"{source}: exactly one of {sorted(POOLING_FLAGS)} must be true "
-                          f"(got {modes + others or 'none'})")
+    raise CheckpointError(
+        f"{source}: exactly one of {sorted(POOLING_FLAGS)} must be true " f"(got {modes + others or 'none'})"
+    )
   return modes[0]
 
 
@@ -157,9 +167,13 @@ class SelfAttention(nnx.Module):
     """
     b, t, e = x.shape
     h, d = self.q.shape[1:]
-    q, k, v = ((x @ getattr(self, n)[...].reshape(e, h * d) + getattr(self, n + "_bias")[...].reshape(h * d))
-               .reshape(b, t, h, d).transpose(0, 2, 1, 3) for n in ("q", "k", "v"))
-    scores = (q * d ** -0.5) @ k.swapaxes(-1, -2) + bias
+    q, k, v = (
+        (x @ getattr(self, n)[...].reshape(e, h * d) + getattr(self, n + "_bias")[...].reshape(h * d))
+        .reshape(b, t, h, d)
+        .transpose(0, 2, 1, 3)
+        for n in ("q", "k", "v")
+    )
+    scores = (q * d**-0.5) @ k.swapaxes(-1, -2) + bias
     weights = jnp.exp(scores - scores.max(-1, keepdims=True))
     out = ((weights @ v) / weights.sum(-1, keepdims=True)).transpose(0, 2, 1, 3).reshape(b, t, h * d)
     return out @ self.o[...].reshape(h * d, e) + self.o_bias[...]
@@ -210,8 +224,11 @@ class BertEncoder(nnx.Module):
     """Last-layer token states (B,T,E); rows are right-padded (positions count from the first column)."""
     mask = jnp.asarray(attention_mask).astype(bool)
     types = jnp.zeros_like(input_ids) if token_type_ids is None else token_type_ids
-    x = (jnp.take(self.word[...], input_ids, axis=0) + self.position[...][None, :input_ids.shape[1]]
-         + jnp.take(self.token_type[...], types, axis=0))
+    x = (
+        jnp.take(self.word[...], input_ids, axis=0)
+        + self.position[...][None, : input_ids.shape[1]]
+        + jnp.take(self.token_type[...], types, axis=0)
+    )
     x = self.embed_norm(x.astype(jnp.float32))
     bias = jnp.where(mask, 0.0, _MASKED).astype(x.dtype)[:, None, None, :]
     for layer in self.layers:
@@ -251,8 +268,10 @@ def weight_specs(config: EncoderConfig, prefix: str = ""):
     yield WeightSpec(ours + ("mlp", "up_bias"), hf + "intermediate.dense.bias", (f,), 0)
     yield WeightSpec(ours + ("mlp", "down"), hf + "output.dense.weight", (f, e), 1)
     yield WeightSpec(ours + ("mlp", "down_bias"), hf + "output.dense.bias", (e,), 0)
-    norms += [(ours + ("attn_norm",), hf + "attention.output.LayerNorm."),
-              (ours + ("mlp_norm",), hf + "output.LayerNorm.")]
+    norms += [
+        (ours + ("attn_norm",), hf + "attention.output.LayerNorm."),
+        (ours + ("mlp_norm",), hf + "output.LayerNorm."),
+    ]
   for ours, hf in norms:
     yield WeightSpec(ours + ("scale",), hf + "weight", (e,), 0)
     yield WeightSpec(ours + ("bias",), hf + "bias", (e,), 0)
@@ -277,8 +296,10 @@ def load_encoder(path: str, mesh: Optional[Mesh] = None):
     if spec.hf_name not in tensors.header:
       raise CheckpointError(f"{st_path}: tensor {spec.hf_name!r} is missing")
     if tensors.shape(spec.hf_name) != spec.hf_shape:
-      raise CheckpointError(f"{st_path}: tensor {spec.hf_name!r} has shape {tensors.shape(spec.hf_name)}, "
-                            f"the config implies {spec.hf_shape}")
+      raise CheckpointError(
+          f"{st_path}: tensor {spec.hf_name!r} has shape {tensors.shape(spec.hf_name)}, "
+          f"the config implies {spec.hf_shape}"
+      )
     host = spec.to_ours(np.asarray(tensors.get(spec.hf_name))).astype(np.float32)
     sharding = shardings[key].get_value()
     variables[key].set_value(jax.make_array_from_callback(host.shape, sharding, host.__getitem__))
@@ -344,14 +365,14 @@ class TextEncoder:
     rows = -(-rows // self._shards) * self._shards  # every data shard gets whole rows
     pending = []
     for start in range(0, len(texts), rows):
-      chunk = order[start:start + rows]
+      chunk = order[start : start + rows]
       length = length_bucket(max(len(ids[i]) for i in chunk), max_len)
       batch_ids = np.full((rows, length), self.config.pad_token_id, np.int32)
       batch_mask = np.zeros((rows, length), np.int32)
       for r, i in enumerate(chunk):
-        batch_ids[r, :len(ids[i])], batch_mask[r, :len(ids[i])] = ids[i], 1
+        batch_ids[r, : len(ids[i])], batch_mask[r, : len(ids[i])] = ids[i], 1
       placed = [jax.make_array_from_callback(a.shape, self._batch, a.__getitem__) for a in (batch_ids, batch_mask)]
       pending.append((chunk, self._forward(self._state, *placed)))
     for chunk, result in pending:  # dispatch is asynchronous: batches are prepared while earlier ones run
-      out[chunk] = np.asarray(result)[:len(chunk)]
+      out[chunk] = np.asarray(result)[: len(chunk)]
     return out

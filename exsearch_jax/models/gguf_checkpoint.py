@@ -3,6 +3,7 @@
 llama.cpp names tensors its own way and stores Llama q/k projections with rows permuted for its
 interleaved RoPE; we map names to HF's and undo the permutation, so a GGUF looks like an HF checkpoint.
 """
+
 from __future__ import annotations
 
 import os
@@ -16,16 +17,24 @@ SUPPORTED = {"llama": "LlamaForCausalLM", "qwen2": "Qwen2ForCausalLM"}
 _PERMUTED = {"llama"}  # architectures whose q/k rows llama.cpp's converter permutes
 
 _LAYER_NAMES = {
-    "attn_norm.weight": "input_layernorm.weight", "ffn_norm.weight": "post_attention_layernorm.weight",
-    "attn_q.weight": "self_attn.q_proj.weight", "attn_k.weight": "self_attn.k_proj.weight",
-    "attn_v.weight": "self_attn.v_proj.weight", "attn_output.weight": "self_attn.o_proj.weight",
-    "attn_q.bias": "self_attn.q_proj.bias", "attn_k.bias": "self_attn.k_proj.bias",
+    "attn_norm.weight": "input_layernorm.weight",
+    "ffn_norm.weight": "post_attention_layernorm.weight",
+    "attn_q.weight": "self_attn.q_proj.weight",
+    "attn_k.weight": "self_attn.k_proj.weight",
+    "attn_v.weight": "self_attn.v_proj.weight",
+    "attn_output.weight": "self_attn.o_proj.weight",
+    "attn_q.bias": "self_attn.q_proj.bias",
+    "attn_k.bias": "self_attn.k_proj.bias",
     "attn_v.bias": "self_attn.v_proj.bias",
-    "ffn_gate.weight": "mlp.gate_proj.weight", "ffn_up.weight": "mlp.up_proj.weight",
+    "ffn_gate.weight": "mlp.gate_proj.weight",
+    "ffn_up.weight": "mlp.up_proj.weight",
     "ffn_down.weight": "mlp.down_proj.weight",
 }
-_GLOBAL_NAMES = {"token_embd.weight": "model.embed_tokens.weight", "output_norm.weight": "model.norm.weight",
-                 "output.weight": "lm_head.weight"}
+_GLOBAL_NAMES = {
+    "token_embd.weight": "model.embed_tokens.weight",
+    "output_norm.weight": "model.norm.weight",
+    "output.weight": "lm_head.weight",
+}
 
 
 def _hf_name(gguf_name: str):
@@ -48,6 +57,7 @@ class GGUFCheckpoint:
 
   def __init__(self, path: str):
     import gguf
+
     if not os.path.exists(path):
       raise CheckpointError(f"{path}: no such GGUF file")
     try:
@@ -58,8 +68,10 @@ class GGUFCheckpoint:
     self.fields = {name: self._field(name) for name in self.reader.fields}
     arch = self.fields.get("general.architecture")
     if arch not in SUPPORTED:
-      raise CheckpointError(f"{path}: field 'general.architecture' = {arch!r} is not supported; "
-                            f"supported GGUF architectures: {sorted(SUPPORTED)}")
+      raise CheckpointError(
+          f"{path}: field 'general.architecture' = {arch!r} is not supported; "
+          f"supported GGUF architectures: {sorted(SUPPORTED)}"
+      )
     self.arch = arch
     self._tensors = {}
     for tensor in self.reader.tensors:
@@ -85,8 +97,10 @@ class GGUFCheckpoint:
 
     heads = int(need("attention.head_count"))
     cfg = {
-        "architectures": [SUPPORTED[a]], "hidden_size": int(need("embedding_length")),
-        "intermediate_size": int(need("feed_forward_length")), "num_hidden_layers": int(need("block_count")),
+        "architectures": [SUPPORTED[a]],
+        "hidden_size": int(need("embedding_length")),
+        "intermediate_size": int(need("feed_forward_length")),
+        "num_hidden_layers": int(need("block_count")),
         "num_attention_heads": heads,
         "num_key_value_heads": int(self.fields.get(f"{a}.attention.head_count_kv") or heads),
         "rms_norm_eps": float(need("attention.layer_norm_rms_epsilon")),
@@ -113,6 +127,7 @@ class GGUFCheckpoint:
 
   def get(self, name: str) -> np.ndarray:
     import gguf
+
     tensor = self._tensors[name]
     data = gguf.quants.dequantize(tensor.data, tensor.tensor_type).astype(np.float32)
     data = data.reshape(self.shape(name))

@@ -1,4 +1,5 @@
 """HF checkpoint directories: config.json + model.safetensors (or shards with an index) in and out."""
+
 from __future__ import annotations
 
 import glob

@@ -4,6 +4,7 @@ Weights are read on the host (memory-mapped safetensors, or dequantized GGUF) an
 `jax.make_array_from_callback`, so each device receives only its own slice; no device ever holds
 a full copy of a sharded weight.
 """
+
 from __future__ import annotations
 
 import os
@@ -47,8 +48,9 @@ def init_model(config: DecoderConfig, mesh: Optional[Mesh] = None, seed: int = 0
   root = jax.random.key(seed)
   for i, (path, variable) in enumerate(variables.items()):
     value = variable.get_value()
-    draw = initializer(tuple(value.shape), jnp.dtype(value.dtype), variable.get_metadata()["init_std"],
-                       shardings[path].get_value())
+    draw = initializer(
+        tuple(value.shape), jnp.dtype(value.dtype), variable.get_metadata()["init_std"], shardings[path].get_value()
+    )
     variable.set_value(draw(jax.random.fold_in(root, i)))
   return nnx.merge(graphdef, nnx.from_flat_state(variables))
 
@@ -59,8 +61,9 @@ def load_config(path: str, **overrides) -> DecoderConfig:
   return DecoderConfig.from_hf_dict(read_config(path), source=os.path.join(path, "config.json"), **overrides)
 
 
-def from_pretrained(path: str, dtype: Optional[str] = None, param_dtype: Optional[str] = None,
-                    mesh: Optional[Mesh] = None) -> Decoder:
+def from_pretrained(
+    path: str, dtype: Optional[str] = None, param_dtype: Optional[str] = None, mesh: Optional[Mesh] = None
+) -> Decoder:
   """Loads an HF directory (config.json + safetensors) or a `.gguf` file.
 
   dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32).
@@ -94,8 +97,10 @@ def build_from_tensors(config: DecoderConfig, tensors, mesh: Optional[Mesh] = No
     if spec.hf_name not in tensors:
       raise CheckpointError(f"{tensors.describe(spec.hf_name)}: tensor {spec.hf_name!r} is missing")
     if tensors.shape(spec.hf_name) != spec.hf_shape:
-      raise CheckpointError(f"{tensors.describe(spec.hf_name)}: tensor {spec.hf_name!r} has shape "
-                            f"{tensors.shape(spec.hf_name)}, the config implies {spec.hf_shape}")
+      raise CheckpointError(
+          f"{tensors.describe(spec.hf_name)}: tensor {spec.hf_name!r} has shape "
+          f"{tensors.shape(spec.hf_name)}, the config implies {spec.hf_shape}"
+      )
     dtype = variables[path].get_value().dtype
     host = spec.to_ours(np.asarray(tensors.get(spec.hf_name))).astype(dtype)
     sharding = shardings[path].get_value()
@@ -103,8 +108,9 @@ def build_from_tensors(config: DecoderConfig, tensors, mesh: Optional[Mesh] = No
   return nnx.merge(graphdef, nnx.from_flat_state(variables))
 
 
-def save_pretrained(model: Decoder, directory: str, tokenizer=None, dtype: Optional[str] = None,
-                    max_shard_bytes: int = 5 * 2**30) -> None:
+def save_pretrained(
+    model: Decoder, directory: str, tokenizer=None, dtype: Optional[str] = None, max_shard_bytes: int = 5 * 2**30
+) -> None:
   """Writes an HF directory transformers can load (config.json, safetensors shards, tokenizer)."""
   config = model.config
   hf_config = config.to_hf_dict()
@@ -118,6 +124,7 @@ def save_pretrained(model: Decoder, directory: str, tokenizer=None, dtype: Optio
     tensors[spec.hf_name] = spec.to_hf(np.asarray(jax.device_get(value))).astype(target)
   if jax.process_index() == 0:
     from exsearch_jax import atomic
+
     hf_config["torch_dtype"] = hf_config["dtype"] = str(target)
     with atomic.replaced_directory(directory) as tmp:  # a kill leaves the old directory or the new one
       write_directory(tmp, hf_config, tensors, max_shard_bytes)
@@ -128,9 +135,13 @@ def save_pretrained(model: Decoder, directory: str, tokenizer=None, dtype: Optio
 def build_model(model_config, mesh: Optional[Mesh] = None, seed: int = 0) -> Decoder:
   """The model a run config asks for: a checkpoint (path or `asset:NAME`) or a random init."""
   from exsearch_jax.assets import resolve_checkpoint
+
   if model_config.checkpoint:
-    return from_pretrained(resolve_checkpoint(model_config.checkpoint), dtype=model_config.dtype,
-                           param_dtype=model_config.param_dtype, mesh=mesh)
-  config = DecoderConfig(**dict(model_config.init), dtype=model_config.dtype,
-                         param_dtype=model_config.param_dtype)
+    return from_pretrained(
+        resolve_checkpoint(model_config.checkpoint),
+        dtype=model_config.dtype,
+        param_dtype=model_config.param_dtype,
+        mesh=mesh,
+    )
+  config = DecoderConfig(**dict(model_config.init), dtype=model_config.dtype, param_dtype=model_config.param_dtype)
   return init_model(config, mesh=mesh, seed=seed)

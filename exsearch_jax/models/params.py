@@ -1,4 +1,5 @@
 """Creating a weight: an `nnx.Param` with its logical axis names (what `sharding.py` maps to the mesh)."""
+
 import functools
 
 import jax

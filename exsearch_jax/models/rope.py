@@ -1,4 +1,5 @@
 """Rotary position embeddings (HF "rotate_half" layout) with default, linear and Llama-3 scaling."""
+
 from __future__ import annotations
 
 import math

@@ -4,6 +4,7 @@ We parse the format ourselves (8-byte header size, JSON header, raw little-endia
 loader can slice one shard of a tensor out of the memory map without materialising the rest, and so
 that a truncated or corrupt file is reported as such instead of failing deep inside a library.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,8 +18,16 @@ import numpy as np
 from exsearch_jax.errors import CheckpointError
 
 DTYPES = {
-    "F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": ml_dtypes.bfloat16,
-    "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8, "BOOL": np.bool_,
+    "F64": np.float64,
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": ml_dtypes.bfloat16,
+    "I64": np.int64,
+    "I32": np.int32,
+    "I16": np.int16,
+    "I8": np.int8,
+    "U8": np.uint8,
+    "BOOL": np.bool_,
 }
 NAMES = {np.dtype(v): k for k, v in DTYPES.items()}
 
@@ -49,8 +58,9 @@ class SafetensorsFile:
         raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info.get('dtype')!r}")
       end = self._data_start + info["data_offsets"][1]
       if end > size:
-        raise CheckpointError(f"{path}: truncated safetensors file: tensor {name!r} ends at byte {end}, "
-                              f"the file has {size}")
+        raise CheckpointError(
+            f"{path}: truncated safetensors file: tensor {name!r} ends at byte {end}, " f"the file has {size}"
+        )
 
   def keys(self):
     return self.header.keys()
@@ -74,8 +84,11 @@ def save_file(tensors: dict, path: str, metadata: dict | None = None) -> None:
     array = np.ascontiguousarray(array)
     if array.dtype not in NAMES:
       raise CheckpointError(f"{path}: cannot write tensor {name!r} of dtype {array.dtype}")
-    header[name] = {"dtype": NAMES[array.dtype], "shape": list(array.shape),
-                    "data_offsets": [offset, offset + array.nbytes]}
+    header[name] = {
+        "dtype": NAMES[array.dtype],
+        "shape": list(array.shape),
+        "data_offsets": [offset, offset + array.nbytes],
+    }
     arrays[name] = array
     offset += array.nbytes
   header["__metadata__"] = metadata or {"format": "pt"}

@@ -1,4 +1,5 @@
 """Tokenizers (with chat templates) from an HF directory or from the metadata inside a GGUF file."""
+
 from __future__ import annotations
 
 import os
@@ -10,12 +11,15 @@ def check_vocabulary(tokenizer, vocab_size: int, where: str) -> None:
   """A tokenizer whose ids run past the model's embedding table does not belong to the model (the embedding
   lookup would clamp those ids silently). Models may have more rows than tokens (padded vocabularies)."""
   if len(tokenizer) > vocab_size:
-    raise CheckpointError(f"{where}: the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
-                          f"{vocab_size}; the tokenizer belongs to another model")
+    raise CheckpointError(
+        f"{where}: the tokenizer has {len(tokenizer)} tokens but the model's vocab_size is "
+        f"{vocab_size}; the tokenizer belongs to another model"
+    )
 
 
 def load_tokenizer(path: str):
   from transformers import AutoTokenizer
+
   path = os.fspath(path)
   if path.endswith(".gguf"):
     if not os.path.exists(path):
@@ -28,7 +32,8 @@ def load_tokenizer(path: str):
     except Exception as e:  # pylint: disable=broad-except  (any failure to parse the user's file)
       raise CheckpointError(f"{path}: no usable tokenizer in its metadata ({type(e).__name__}: {e})") from None
   if not os.path.exists(os.path.join(path, "tokenizer_config.json")) and not os.path.exists(
-      os.path.join(path, "tokenizer.json")):
+      os.path.join(path, "tokenizer.json")
+  ):
     raise CheckpointError(f"{path}: no tokenizer.json or tokenizer_config.json")
   try:
     return AutoTokenizer.from_pretrained(path)

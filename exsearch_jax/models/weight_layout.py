@@ -3,6 +3,7 @@
 Our kernels are (in..., out...) with heads split out, e.g. q is (embed, heads, head_dim); HF stores
 `nn.Linear` weights as (out, in). One table, used by loading (HF and GGUF) and by saving.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -16,10 +17,10 @@ from exsearch_jax.models.decoder_config import DecoderConfig
 
 @dataclasses.dataclass(frozen=True)
 class WeightSpec:
-  path: tuple          # path in the NNX state, e.g. ("layers", 3, "attn", "q")
-  hf_name: str         # tensor name in the HF safetensors
-  shape: tuple         # our shape
-  linear_inputs: int   # 0: same layout; k>0: an HF (out, in) Linear whose first k of our dims are `in`
+  path: tuple  # path in the NNX state, e.g. ("layers", 3, "attn", "q")
+  hf_name: str  # tensor name in the HF safetensors
+  shape: tuple  # our shape
+  linear_inputs: int  # 0: same layout; k>0: an HF (out, in) Linear whose first k of our dims are `in`
   flatten: bool = False  # HF keeps it 1-D (a bias whose heads we split out)
 
   @property
@@ -39,8 +40,14 @@ class WeightSpec:
 
 
 def weight_specs(config: DecoderConfig) -> Iterator[WeightSpec]:
-  e, f, h, kv, d, v = (config.hidden_size, config.intermediate_size, config.num_heads, config.num_kv_heads,
-                       config.head_dim, config.vocab_size)
+  e, f, h, kv, d, v = (
+      config.hidden_size,
+      config.intermediate_size,
+      config.num_heads,
+      config.num_kv_heads,
+      config.head_dim,
+      config.vocab_size,
+  )
   yield WeightSpec(("embed",), "model.embed_tokens.weight", (v, e), 0)
   for i in range(config.num_layers):
     hf = f"model.layers.{i}."
@@ -50,8 +57,9 @@ def weight_specs(config: DecoderConfig) -> Iterator[WeightSpec]:
     for name, heads in (("q", h), ("k", kv), ("v", kv)):
       yield WeightSpec(ours + ("attn", name), hf + f"self_attn.{name}_proj.weight", (e, heads, d), 1)
       if config.qkv_bias:
-        yield WeightSpec(ours + ("attn", name + "_bias"), hf + f"self_attn.{name}_proj.bias", (heads, d), 0,
-                         flatten=True)
+        yield WeightSpec(
+            ours + ("attn", name + "_bias"), hf + f"self_attn.{name}_proj.bias", (heads, d), 0, flatten=True
+        )
     yield WeightSpec(ours + ("attn", "o"), hf + "self_attn.o_proj.weight", (h, d, e), 2)
     if config.o_bias:
       yield WeightSpec(ours + ("attn", "o_bias"), hf + "self_attn.o_proj.bias", (e,), 0)

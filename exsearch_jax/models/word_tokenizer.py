@@ -5,6 +5,7 @@ tokens than when it is six BPE pieces. The result is an ordinary `PreTrainedToke
 template, so every other part of the system (chat pieces, save/load, the trainer) treats it like an HF
 tokenizer and `save_pretrained` writes it beside the model.
 """
+
 from __future__ import annotations
 
 import collections
@@ -13,8 +14,10 @@ from typing import Iterable
 from exsearch_jax import trajectory
 
 SPECIALS = ("<pad>", "<unk>", "<|im_start|>", "<|im_end|>") + trajectory.TAGS
-CHATML = ("{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
-          "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}")
+CHATML = (
+    "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
 
 
 def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192, extra_specials: tuple = ()):
@@ -22,6 +25,7 @@ def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192, extra_spec
   `texts`, most frequent first."""
   from tokenizers import Tokenizer, decoders, models, pre_tokenizers
   from transformers import PreTrainedTokenizerFast
+
   pre = pre_tokenizers.Whitespace()
   counts = collections.Counter()
   for text in texts:
@@ -36,8 +40,13 @@ def build_word_tokenizer(texts: Iterable[str], max_vocab: int = 8192, extra_spec
   core = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
   core.pre_tokenizer = pre
   core.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
-  tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, pad_token="<pad>", unk_token="<unk>",
-                                      eos_token="<|im_end|>", bos_token="<|im_start|>",
-                                      additional_special_tokens=list(specials[4:]))
+  tokenizer = PreTrainedTokenizerFast(
+      tokenizer_object=core,
+      pad_token="<pad>",
+      unk_token="<unk>",
+      eos_token="<|im_end|>",
+      bos_token="<|im_start|>",
+      additional_special_tokens=list(specials[4:]),
+  )
   tokenizer.chat_template = CHATML
   return tokenizer

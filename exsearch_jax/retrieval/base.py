@@ -1,4 +1,5 @@
 """What every retriever returns and the one method the sampler calls."""
+
 from __future__ import annotations
 
 import dataclasses

@@ -1,4 +1,5 @@
 """BM25 (Lucene variant) via the bm25s library: sparse-matrix scoring, saved with the index."""
+
 from __future__ import annotations
 
 from typing import Sequence
@@ -8,6 +9,7 @@ import numpy as np
 
 def _tokens(texts: Sequence[str]) -> list[list[str]]:
   import bm25s
+
   return bm25s.tokenize(list(texts), stopwords="en", return_ids=False, show_progress=False)
 
 
@@ -19,6 +21,7 @@ class BM25Index:
   @classmethod
   def build(cls, texts: Sequence[str], k1: float = 1.5, b: float = 0.75) -> "BM25Index":
     import bm25s
+
     model = bm25s.BM25(k1=k1, b=b)
     model.index(bm25s.tokenize(list(texts), stopwords="en", show_progress=False), show_progress=False)
     return cls(model)
@@ -29,6 +32,7 @@ class BM25Index:
   @classmethod
   def load(cls, directory: str) -> "BM25Index":
     import bm25s
+
     return cls(bm25s.BM25.load(directory))
 
   def search(self, queries: Sequence[str], k: int) -> tuple[np.ndarray, np.ndarray]:

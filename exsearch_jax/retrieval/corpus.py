@@ -3,6 +3,7 @@
 Reading streams and validates: bad JSON, a missing field, a duplicate id or an empty text is one
 `CorpusError` naming the file and line. Nothing is skipped silently.
 """
+
 from __future__ import annotations
 
 import csv

@@ -1,4 +1,5 @@
 """Exact maximum inner product search on device: chunked matmul + running top-k, one jitted program."""
+
 from __future__ import annotations
 
 import functools

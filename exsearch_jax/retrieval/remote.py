@@ -11,6 +11,7 @@ Protocols (`protocol=`):
 Every failure is one `RemoteRetrieverError` naming the URL and protocol: unreachable after retries, a 4xx, or a
 response of the wrong shape (never silently fewer result lists). JSON over the standard library only.
 """
+
 from __future__ import annotations
 
 import concurrent.futures
@@ -74,8 +75,16 @@ class RemoteRetriever:
   batch_size: queries per request (exsearch, search_r1). workers: concurrent requests (colbert).
   """
 
-  def __init__(self, url: str, protocol: str = "exsearch", timeout: float = 60.0, retries: int = 3,
-               batch_size: int = 256, workers: int = 8, backoff: float = 0.5):
+  def __init__(
+      self,
+      url: str,
+      protocol: str = "exsearch",
+      timeout: float = 60.0,
+      retries: int = 3,
+      batch_size: int = 256,
+      workers: int = 8,
+      backoff: float = 0.5,
+  ):
     if protocol not in PROTOCOLS:
       raise RemoteRetrieverError(f"retriever at {url}: protocol {protocol!r}; choose one of {PROTOCOLS}")
     if batch_size < 1 or workers < 1 or retries < 0:
@@ -93,8 +102,9 @@ class RemoteRetriever:
   def _request(self, path: str, body: Optional[dict] = None):
     """One JSON request with retries; returns the decoded JSON or raises one RemoteRetrieverError."""
     data = None if body is None else json.dumps(body).encode()
-    request = urllib.request.Request(self.url + path, data=data, headers={"Content-Type": "application/json",
-                                                                          "Accept": "application/json"})
+    request = urllib.request.Request(
+        self.url + path, data=data, headers={"Content-Type": "application/json", "Accept": "application/json"}
+    )
     tries, route = self.retries + 1, f"{request.get_method()} {path.partition('?')[0]}"
     for attempt in range(tries):
       if attempt:
@@ -108,8 +118,10 @@ class RemoteRetriever:
         if e.code < 500:
           raise self._error(f"rejected the request: {failure}") from None
       except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
-        failure = (f"{str(getattr(e, 'reason', None) or e) or type(e).__name__}; is the server running at that "
-                   "address and speaking this protocol?")
+        failure = (
+            f"{str(getattr(e, 'reason', None) or e) or type(e).__name__}; is the server running at that "
+            "address and speaking this protocol?"
+        )
     else:
       verdict = "failed" if failure.startswith("HTTP ") else "unreachable"
       raise self._error(f"{verdict} after {tries} tries: {failure}") from None
@@ -135,8 +147,9 @@ class RemoteRetriever:
       try:
         results.append([_HIT[self.protocol](h) for h in hits[:k]])
       except (KeyError, TypeError, ValueError, AttributeError) as e:
-        raise _Malformed(f"a hit of query {i} lacks the expected fields ({type(e).__name__}: {e}): "
-                         f"{str(hits[:1])[:200]}") from None
+        raise _Malformed(
+            f"a hit of query {i} lacks the expected fields ({type(e).__name__}: {e}): " f"{str(hits[:1])[:200]}"
+        ) from None
     return results
 
   def _batch(self, queries: list[str], k: int) -> list[list[Hit]]:
@@ -156,8 +169,11 @@ class RemoteRetriever:
       return []
     try:
       if self.protocol != "colbert":
-        return [hits for s in range(0, len(queries), self.batch_size)
-                for hits in self._batch(queries[s:s + self.batch_size], k)]
+        return [
+            hits
+            for s in range(0, len(queries), self.batch_size)
+            for hits in self._batch(queries[s : s + self.batch_size], k)
+        ]
       pool = concurrent.futures.ThreadPoolExecutor(min(self.workers, len(queries)), thread_name_prefix="colbert")
       try:
         return list(pool.map(lambda q: self._one_colbert(q, k), queries))  # map keeps query order
@@ -172,8 +188,14 @@ class RemoteRetriever:
     return True
 
 
-def connect(url: str, protocol: str = "exsearch", timeout: float = 60.0, retries: int = 3,
-            batch_size: int = 256, check: bool = True) -> RemoteRetriever:
+def connect(
+    url: str,
+    protocol: str = "exsearch",
+    timeout: float = 60.0,
+    retries: int = 3,
+    batch_size: int = 256,
+    check: bool = True,
+) -> RemoteRetriever:
   """A client for the server at `url`; with `check`, fails now (one clear error) if it does not answer."""
   client = RemoteRetriever(url, protocol, timeout=timeout, retries=retries, batch_size=batch_size)
   if check:

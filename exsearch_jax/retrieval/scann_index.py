@@ -1,11 +1,11 @@
 """ScaNN: partitioning tree + anisotropic hashing + exact re-ordering, sized from the corpus."""
+
 from __future__ import annotations
 
 import math
 import os
 
 import numpy as np
-
 
 BRUTE_FORCE_BELOW = 20_000
 
@@ -17,9 +17,14 @@ def default_options(n: int) -> dict:
   31 leaves / 4 searched found only 62% of the exact top-10), so ScaNN scores them all.
   """
   leaves = 1 if n < BRUTE_FORCE_BELOW else min(int(math.sqrt(n)), 4096)
-  return dict(num_leaves=leaves, num_leaves_to_search=max(1, math.ceil(leaves / 8)),
-              training_sample_size=min(n, 250_000), dimensions_per_block=2,
-              anisotropic_quantization_threshold=0.2, reorder=100)
+  return dict(
+      num_leaves=leaves,
+      num_leaves_to_search=max(1, math.ceil(leaves / 8)),
+      training_sample_size=min(n, 250_000),
+      dimensions_per_block=2,
+      anisotropic_quantization_threshold=0.2,
+      reorder=100,
+  )
 
 
 class ScannIndex:
@@ -30,15 +35,20 @@ class ScannIndex:
   @classmethod
   def build(cls, embeddings: np.ndarray, **options) -> "ScannIndex":
     from scann.scann_ops.py import scann_ops_pybind
+
     opts = {**default_options(len(embeddings)), **options}
     builder = scann_ops_pybind.builder(np.ascontiguousarray(embeddings, np.float32), 10, "dot_product")
     if opts["num_leaves"] < 2:
       builder = builder.score_brute_force()
     else:
-      builder = builder.tree(num_leaves=opts["num_leaves"], num_leaves_to_search=opts["num_leaves_to_search"],
-                             training_sample_size=opts["training_sample_size"])
-      builder = builder.score_ah(opts["dimensions_per_block"],
-                                 anisotropic_quantization_threshold=opts["anisotropic_quantization_threshold"])
+      builder = builder.tree(
+          num_leaves=opts["num_leaves"],
+          num_leaves_to_search=opts["num_leaves_to_search"],
+          training_sample_size=opts["training_sample_size"],
+      )
+      builder = builder.score_ah(
+          opts["dimensions_per_block"], anisotropic_quantization_threshold=opts["anisotropic_quantization_threshold"]
+      )
       builder = builder.reorder(opts["reorder"])
     return cls(builder.build())
 
@@ -57,6 +67,7 @@ class ScannIndex:
     import re
     from scann.scann_ops.py import scann_ops_pybind
     from exsearch_jax.retrieval.index import RetrievalIndexError
+
     directory = os.path.abspath(directory)
     assets = os.path.join(directory, "scann_assets.pbtxt")
     if not os.path.exists(assets):
@@ -64,8 +75,11 @@ class ScannIndex:
     if os.path.exists(os.path.join(directory, "scann_docids.pkl")):
       raise RetrievalIndexError(f"{directory}: holds a pickled docids file, which is never loaded; rebuild the index")
     with open(assets, encoding="utf-8") as f:
-      text = re.sub(r'asset_path: "([^"]*)"',
-                    lambda m: f'asset_path: "{os.path.join(directory, os.path.basename(m.group(1)))}"', f.read())
+      text = re.sub(
+          r'asset_path: "([^"]*)"',
+          lambda m: f'asset_path: "{os.path.join(directory, os.path.basename(m.group(1)))}"',
+          f.read(),
+      )
     return cls(scann_ops_pybind.ScannSearcher(scann_ops_pybind.scann_pybind.ScannNumpy(directory, text), None))
 
   def search(self, query_vectors: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

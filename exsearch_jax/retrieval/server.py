@@ -4,6 +4,7 @@ POST /search  {"queries": ["...", ...], "k": 10}  ->  {"results": [[{"id", "scor
 GET  /health  ->  {"ok": true, "kind": ..., "num_passages": ...}
 Bound to 127.0.0.1 by default. Oversized bodies get 413, malformed requests 400; the server keeps serving.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -44,11 +45,13 @@ def _parse(body: bytes) -> tuple[list[str], int]:
 
 class _Server(ThreadingHTTPServer):
   """Its listen backlog holds a burst of connections (the default 5 refuses clients beyond it under load)."""
+
   request_queue_size = 256
 
 
-def make_server(retriever, host: str = "127.0.0.1", port: int = 8000,
-                max_body_bytes: int = MAX_BODY_BYTES) -> ThreadingHTTPServer:
+def make_server(
+    retriever, host: str = "127.0.0.1", port: int = 8000, max_body_bytes: int = MAX_BODY_BYTES
+) -> ThreadingHTTPServer:
   lock = threading.Lock()  # one batched search at a time: the index and jitted encoder are not re-entrant
 
   class Handler(BaseHTTPRequestHandler):

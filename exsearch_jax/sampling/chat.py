@@ -5,6 +5,7 @@ off a probe conversation once. A conversation built turn by turn then tokenizes 
 template would (checked in the tests), the model's own tokens are never re-tokenized, and a template
 that is not prefix-stable is refused up front.
 """
+
 from __future__ import annotations
 
 from typing import Optional, Sequence
@@ -30,13 +31,13 @@ class ChatFormat:
     if not probe.startswith(head) or _A not in probe:
       raise ConfigError("the tokenizer's chat template is not prefix-stable; cannot append turns")
     self._prompt_parts = head.split(_Q)
-    between = probe[len(head):].split(_A)[1]          # end of assistant turn .. start of next assistant turn
+    between = probe[len(head) :].split(_A)[1]  # end of assistant turn .. start of next assistant turn
     self._user_parts = between.split(_U)
     eos = tokenizer.eos_token or ""
     if not self._user_parts[0].startswith(eos):
       raise ConfigError(f"the chat template does not end assistant turns with the eos token {eos!r}")
     self.end_of_turn_text = eos
-    self._user_parts[0] = self._user_parts[0][len(eos):]
+    self._user_parts[0] = self._user_parts[0][len(eos) :]
     self.end_of_turn = tokenizer.convert_tokens_to_ids(eos)
     self._system_parts = self._probe_system()
 
@@ -55,8 +56,9 @@ class ChatFormat:
     return before, between, after
 
   def _template(self, turns, generation_prompt: bool) -> str:
-    return self.tokenizer.apply_chat_template([{"role": r, "content": c} for r, c in turns], tokenize=False,
-                                              add_generation_prompt=generation_prompt)
+    return self.tokenizer.apply_chat_template(
+        [{"role": r, "content": c} for r, c in turns], tokenize=False, add_generation_prompt=generation_prompt
+    )
 
   def encode(self, text: str) -> list[int]:
     return self.tokenizer(text, add_special_tokens=False)["input_ids"]

@@ -7,6 +7,7 @@ hits end-of-sequence, a stop sequence or its budget. Row r samples the token at 
 key fold_in(key_r, p), so results depend neither on the batch a row is in nor on how its turns were cut.
 Shapes are bucketed (powers of two) so a run compiles a handful of programs; `compiles` counts them.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -20,11 +21,11 @@ from flax import nnx
 
 from exsearch_jax.models.decoder import Decoder, KVCache, init_cache
 
-EOS, STOP, BUDGET = 1, 2, 3   # why a row's decode round ended
-compiles = {"count": 0}        # incremented when jit traces a new shape
-_DISALLOWED = -1e30            # logit of a token the grammar forbids (finite: no NaN if a state allowed none)
-CANDIDATES = 256               # nucleus candidates per row (see `sample_logits`)
-WIDE_CANDIDATES = 4096         # ... for the rare row whose nucleus is wider
+EOS, STOP, BUDGET = 1, 2, 3  # why a row's decode round ended
+compiles = {"count": 0}  # incremented when jit traces a new shape
+_DISALLOWED = -1e30  # logit of a token the grammar forbids (finite: no NaN if a state allowed none)
+CANDIDATES = 256  # nucleus candidates per row (see `sample_logits`)
+WIDE_CANDIDATES = 4096  # ... for the rare row whose nucleus is wider
 
 
 def bucket(n: int, minimum: int = 16) -> int:
@@ -109,8 +110,15 @@ def _ends_with_stop(out, length, stops):
 def _constrain(cache: KVCache, sharding) -> KVCache:
   if sharding is None:
     return cache
-  return jax.tree.map(lambda x: jax.lax.with_sharding_constraint(x, jax.sharding.NamedSharding(
-      sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0], *([None] * (x.ndim - 1))))), cache)
+  return jax.tree.map(
+      lambda x: jax.lax.with_sharding_constraint(
+          x,
+          jax.sharding.NamedSharding(
+              sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0], *([None] * (x.ndim - 1)))
+          ),
+      ),
+      cache,
+  )
 
 
 @functools.partial(jax.jit, static_argnames=("graphdef", "batch", "capacity", "sharding"))
@@ -132,8 +140,9 @@ def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
   count = mask.sum(1)
   final = width - 1 - jnp.argmax(mask[:, ::-1], axis=1)
   _, cache = model.decode(ids, cache, attention_mask=mask & (jnp.arange(width)[None, :] != final[:, None]))
-  logits, cache = model.decode(jnp.take_along_axis(ids, final[:, None], axis=1), cache,
-                               attention_mask=(count > 0)[:, None])
+  logits, cache = model.decode(
+      jnp.take_along_axis(ids, final[:, None], axis=1), cache, attention_mask=(count > 0)[:, None]
+  )
   return _constrain(cache, sharding), jnp.where((count > 0)[:, None], logits[:, 0], last)
 
 
@@ -148,19 +157,38 @@ def _copy_rows(cache, last, source, live, *, sharding):
 
 class _SamplingState(NamedTuple):
   """The decode loop's carry: one row per trajectory."""
-  cache: object            # KVCache, every row's keys and values so far
-  out: jax.Array           # (B, max_new) tokens sampled this round
-  logprobs: jax.Array      # (B, max_new) their log-probabilities under the model
-  lengths: jax.Array       # (B,) tokens sampled per row
-  done: jax.Array          # (B,) rows that stopped (or were idle)
-  reason: jax.Array        # (B,) why: EOS, STOP, BUDGET (0 while running)
-  automaton: jax.Array     # (B,) grammar state per row (0 without a grammar)
+
+  cache: object  # KVCache, every row's keys and values so far
+  out: jax.Array  # (B, max_new) tokens sampled this round
+  logprobs: jax.Array  # (B, max_new) their log-probabilities under the model
+  lengths: jax.Array  # (B,) tokens sampled per row
+  done: jax.Array  # (B,) rows that stopped (or were idle)
+  reason: jax.Array  # (B,) why: EOS, STOP, BUDGET (0 while running)
+  automaton: jax.Array  # (B,) grammar state per row (0 without a grammar)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding"),
-                   donate_argnames=("cache",))
-def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, grammar, *, max_new, temperature, top_p,
-            top_k, sharding):
+@functools.partial(
+    jax.jit,
+    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding"),
+    donate_argnames=("cache",),
+)
+def _decode(
+    graphdef,
+    state,
+    cache,
+    last,
+    budget,
+    keys,
+    stop_ids,
+    eos_ids,
+    grammar,
+    *,
+    max_new,
+    temperature,
+    top_p,
+    top_k,
+    sharding,
+):
   """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed.
 
   `grammar`: None, or (allowed (S, V), transition (S, V), to_end (S,), half_spent (S,), row states (B,)):
@@ -186,8 +214,11 @@ def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, gramm
     return token, logprob, automaton if grammar is None else grammar[1][automaton, token]
 
   def finished(out, lengths, token, done):
-    reason = jnp.where(jnp.isin(token, eos_ids), EOS, jnp.where(_ends_with_stop(out, lengths, stop_ids), STOP,
-                                                                jnp.where(lengths >= budget, BUDGET, 0)))
+    reason = jnp.where(
+        jnp.isin(token, eos_ids),
+        EOS,
+        jnp.where(_ends_with_stop(out, lengths, stop_ids), STOP, jnp.where(lengths >= budget, BUDGET, 0)),
+    )
     return jnp.where(done, 0, reason)
 
   automaton = jnp.zeros((batch,), jnp.int32) if grammar is None else grammar[4]
@@ -207,12 +238,19 @@ def _decode(graphdef, state, cache, last, budget, keys, stop_ids, eos_ids, gramm
     lengths = s.lengths + (~s.done).astype(jnp.int32)
     out = s.out.at[rows, write].set(nxt, mode="drop")
     new_reason = finished(out, lengths, nxt, s.done)
-    return _SamplingState(cache=cache, out=out, logprobs=s.logprobs.at[rows, write].set(lp, mode="drop"),
-                          lengths=lengths, done=s.done | (new_reason > 0), reason=jnp.maximum(s.reason, new_reason),
-                          automaton=jnp.where(s.done, s.automaton, moved))
+    return _SamplingState(
+        cache=cache,
+        out=out,
+        logprobs=s.logprobs.at[rows, write].set(lp, mode="drop"),
+        lengths=lengths,
+        done=s.done | (new_reason > 0),
+        reason=jnp.maximum(s.reason, new_reason),
+        automaton=jnp.where(s.done, s.automaton, moved),
+    )
 
-  final = jax.lax.while_loop(lambda s: ~s.done.all(), body,
-                             _SamplingState(cache, out, logprobs, lengths, done, reason, automaton))
+  final = jax.lax.while_loop(
+      lambda s: ~s.done.all(), body, _SamplingState(cache, out, logprobs, lengths, done, reason, automaton)
+  )
   return _constrain(final.cache, sharding), final.out, final.logprobs, final.lengths, final.reason
 
 
@@ -225,6 +263,7 @@ def stop_array(stop: Iterable[Sequence[int]]) -> np.ndarray:
 @dataclasses.dataclass
 class Round:
   """One decode round's result per row: new tokens (stop token included), their log-probs, why it ended."""
+
   tokens: list
   logprobs: list
   reasons: list
@@ -254,12 +293,12 @@ class DecodeSession:
     for r, tokens in enumerate(appends):
       if tokens:
         if self.lengths[r] + len(tokens) > self.capacity:
-          raise ValueError(f"row {r}: {self.lengths[r]} + {len(tokens)} tokens exceed the cache capacity "
-                           f"{self.capacity}")
-        ids[r, :len(tokens)], mask[r, :len(tokens)] = tokens, True
+          raise ValueError(
+              f"row {r}: {self.lengths[r]} + {len(tokens)} tokens exceed the cache capacity " f"{self.capacity}"
+          )
+        ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
         self.lengths[r] += len(tokens)
-    self.cache, self.last = _extend(self.graphdef, self.state, self.cache, self.last, ids, mask,
-                                    sharding=self.sharding)
+    self.cache, self.last = _extend(self.graphdef, self.state, self.cache, self.last, ids, mask, sharding=self.sharding)
 
   def start(self, prompts: Sequence[Sequence[int]]):
     """Prefills each row's first tokens into this fresh session. Rows with the same prompt (the samples of one
@@ -281,53 +320,86 @@ class DecodeSession:
     for r, tokens in enumerate(unique):
       if len(tokens) > self.capacity:
         raise ValueError(f"a prompt of {len(tokens)} tokens exceeds the cache capacity {self.capacity}")
-      ids[r, :len(tokens)], mask[r, :len(tokens)] = tokens, True
+      ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
     cache = _new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
     last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
     cache, last = _extend(self.graphdef, self.state, cache, last, ids, mask, sharding=self.sharding)
     rows = np.zeros(self.rows, np.int32)
-    rows[:len(source)] = source
+    rows[: len(source)] = source
     live = np.arange(self.rows) < len(prompts)
     self.cache, self.last = _copy_rows(cache, last, rows, live, sharding=self.sharding)
-    self.lengths[:len(prompts)] = [len(p) for p in prompts]
+    self.lengths[: len(prompts)] = [len(p) for p in prompts]
 
   def room(self, r: int) -> int:
     return int(self.capacity - self.lengths[r])
 
-  def decode(self, budgets: Sequence[int], temperature: float = 0.0, top_p: float = 1.0, top_k: int = 0,
-             stop: Iterable[Sequence[int]] = (), eos_token_ids: Sequence[int] = (), grammar=None,
-             states: Optional[Sequence[int]] = None) -> Round:
+  def decode(
+      self,
+      budgets: Sequence[int],
+      temperature: float = 0.0,
+      top_p: float = 1.0,
+      top_k: int = 0,
+      stop: Iterable[Sequence[int]] = (),
+      eos_token_ids: Sequence[int] = (),
+      grammar=None,
+      states: Optional[Sequence[int]] = None,
+  ) -> Round:
     """Samples until each row with budget > 0 ends. Only the last (stop) token is not yet in the cache.
 
     `grammar` (a `grammar.TurnGrammar`) with `states` (each row's automaton state) constrains the tokens.
     """
     budget = np.zeros(self.rows, np.int32)
-    budget[:len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
+    budget[: len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
     max_new = bucket(int(budget.max(initial=1)), minimum=8)
     eos = np.asarray(list(eos_token_ids), np.int32).reshape(-1)
     automaton: Optional[tuple] = None
     if grammar is not None:
       assert states is not None, "a grammar needs each row's automaton state"
       if self._grammar is None or self._grammar[0] is not grammar:
-        self._grammar = (grammar, *map(jnp.asarray, (grammar.allowed, grammar.transition, grammar.to_end,
-                                                     grammar.half_spent)))
+        self._grammar = (
+            grammar,
+            *map(jnp.asarray, (grammar.allowed, grammar.transition, grammar.to_end, grammar.half_spent)),
+        )
       rows = np.zeros(self.rows, np.int32)
-      rows[:len(states)] = states
+      rows[: len(states)] = states
       automaton = (*self._grammar[1:], rows)
     self.cache, out, logprobs, lengths, reasons = _decode(
-        self.graphdef, self.state, self.cache, self.last, budget, self.keys, stop_array(stop), eos, automaton,
-        max_new=max_new, temperature=float(temperature), top_p=float(top_p), top_k=int(top_k),
-        sharding=self.sharding)
+        self.graphdef,
+        self.state,
+        self.cache,
+        self.last,
+        budget,
+        self.keys,
+        stop_array(stop),
+        eos,
+        automaton,
+        max_new=max_new,
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=int(top_k),
+        sharding=self.sharding,
+    )
     out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))
     self.lengths += np.maximum(lengths - 1, 0)
     n = len(budgets)
-    return Round([out[r, :lengths[r]].tolist() for r in range(n)],
-                 [logprobs[r, :lengths[r]].tolist() for r in range(n)], reasons[:n].tolist())
+    return Round(
+        [out[r, : lengths[r]].tolist() for r in range(n)],
+        [logprobs[r, : lengths[r]].tolist() for r in range(n)],
+        reasons[:n].tolist(),
+    )
 
 
-def generate(model: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: int, temperature: float = 0.0,
-             top_p: float = 1.0, top_k: int = 0, stop: Iterable[Sequence[int]] = (), eos_token_ids=None,
-             seed: int = 0) -> list[list[int]]:
+def generate(
+    model: Decoder,
+    prompts: Sequence[Sequence[int]],
+    max_new_tokens: int,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    top_k: int = 0,
+    stop: Iterable[Sequence[int]] = (),
+    eos_token_ids=None,
+    seed: int = 0,
+) -> list[list[int]]:
   """Continues each prompt (token-id lists of any lengths); returns the new tokens of each row.
 
   A row stops after an end-of-sequence token (`eos_token_ids`, default the model's), after any token
@@ -339,7 +411,11 @@ def generate(model: Decoder, prompts: Sequence[Sequence[int]], max_new_tokens: i
   eos = model.config.eos_token_id if eos_token_ids is None else eos_token_ids
   eos = [eos] if isinstance(eos, int) else list(eos or [])
   width = _prefill_width(max(len(p) for p in prompts))
-  session = DecodeSession(model, len(prompts), width + bucket(max_new_tokens, minimum=8),
-                          seeds=[(seed * 1_000_003 + i) % (1 << 32) for i in range(len(prompts))])
+  session = DecodeSession(
+      model,
+      len(prompts),
+      width + bucket(max_new_tokens, minimum=8),
+      seeds=[(seed * 1_000_003 + i) % (1 << 32) for i in range(len(prompts))],
+  )
   session.extend(prompts)
   return session.decode([max_new_tokens] * len(prompts), temperature, top_p, top_k, stop, eos).tokens

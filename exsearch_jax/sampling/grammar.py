@@ -17,6 +17,7 @@ token is allowed only if the turn can still end in the tokens left, so a fact th
 a tag instead of being cut off unparseable; a fact may take half the turn's budget, so that the query
 after it still has room. The answer turn is one line without tags.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -32,15 +33,15 @@ _FAR = 1 << 20  # "never ends" in `to_end`
 
 @dataclasses.dataclass(frozen=True)
 class TurnGrammar:
-  allowed: np.ndarray      # (states, vocab) bool: tokens a state may sample
-  transition: np.ndarray   # (states, vocab) int32: the state after sampling a token
-  to_end: np.ndarray       # (states,) int32: fewest tokens that end the turn from a state (budget-aware mask)
-  half_spent: np.ndarray   # (states,) int32: the state to be in once half the turn's budget is written
-  query_prefix: tuple      # tokens of the first turn's opening tag, written for the model
-  fact_prefix: tuple       # tokens of a later turn's opening tag
-  query_start: int         # state right after `query_prefix`
-  fact_start: int          # state right after `fact_prefix`
-  answer_start: int        # state of the answer turn: one line of text, no tag
+  allowed: np.ndarray  # (states, vocab) bool: tokens a state may sample
+  transition: np.ndarray  # (states, vocab) int32: the state after sampling a token
+  to_end: np.ndarray  # (states,) int32: fewest tokens that end the turn from a state (budget-aware mask)
+  half_spent: np.ndarray  # (states,) int32: the state to be in once half the turn's budget is written
+  query_prefix: tuple  # tokens of the first turn's opening tag, written for the model
+  fact_prefix: tuple  # tokens of a later turn's opening tag
+  query_start: int  # state right after `query_prefix`
+  fact_start: int  # state right after `fact_prefix`
+  answer_start: int  # state of the answer turn: one line of text, no tag
 
 
 class _Builder:
@@ -103,8 +104,9 @@ def build_grammar(chat) -> TurnGrammar:
   b.text(fact_text, tagged, chat.end_of_turn, may_end=False, tags=after_fact, then=fact_text)
   for text_state, end_state, tags in ((query_text, query_end, after_query), (fact_text, fact_end, after_fact)):
     b.transition[text_state][newline] = end_state  # one line of text, then the tag
-    b.text(end_state, np.ones(vocab, bool), chat.end_of_turn, may_end=text_state == query_text, tags=tags,
-           then=end_state)
+    b.text(
+        end_state, np.ones(vocab, bool), chat.end_of_turn, may_end=text_state == query_text, tags=tags, then=end_state
+    )
   b.text(answer, tagged, chat.end_of_turn, may_end=True, tags={}, then=answer)
   b.transition[answer][newline] = end
   b.allowed[end][:] = False
@@ -113,8 +115,17 @@ def build_grammar(chat) -> TurnGrammar:
   transition[:, chat.end_of_turn] = end  # the end of the turn, wherever it is allowed
   half_spent = np.arange(len(allowed), dtype=np.int32)
   half_spent[fact_text] = fact_end  # a fact takes half the turn at most: the next query needs room too
-  return TurnGrammar(allowed, transition, _tokens_to_end(allowed, transition, end), half_spent, tag[tj.QUERY],
-                     tag[tj.FACT], query_start=query_first, fact_start=fact_text, answer_start=answer)
+  return TurnGrammar(
+      allowed,
+      transition,
+      _tokens_to_end(allowed, transition, end),
+      half_spent,
+      tag[tj.QUERY],
+      tag[tj.FACT],
+      query_start=query_first,
+      fact_start=fact_text,
+      answer_start=answer,
+  )
 
 
 def _tokens_to_end(allowed: np.ndarray, transition: np.ndarray, end: int) -> np.ndarray:

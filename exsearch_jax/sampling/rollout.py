@@ -5,6 +5,7 @@ all sub-queries of the round to the retriever in one `search` call, and appends 
 request for the final answer) to the KV cache, which keeps every earlier turn. A trajectory that cannot
 be parsed, runs out of steps or out of cache ends with its stop reason; nothing raises.
 """
+
 from __future__ import annotations
 
 import zlib
@@ -27,6 +28,7 @@ def row_seed(seed: int, question_id: str, sample: int) -> int:
 
 
 class _Row:
+
   def __init__(self, traj: Trajectory, decomposition: Sequence[dict] = ()):
     self.traj, self.answering, self.done = traj, False, False
     self.decomposition = list(decomposition)  # the gold steps (policy "oracle")
@@ -58,7 +60,7 @@ def _scripted_turn(row: _Row, chat: ChatFormat, cfg: RolloutConfig) -> Optional[
   written = chat.decode(row.prefix)
   if not text.startswith(written):
     raise ValueError(f"scripted turn {text!r} does not start with the opening tag {written!r}")
-  return chat.encode(text[len(written):])
+  return chat.encode(text[len(written) :])
 
 
 def _handle_turn(row: _Row, tokens, logprobs, reason, chat: ChatFormat, cfg: RolloutConfig, model_written=True):
@@ -100,28 +102,46 @@ def _states(rows: list[_Row], grammar) -> Optional[list]:
   """Each row's automaton state at the start of its turn (None: unconstrained)."""
   if grammar is None:
     return None
-  return [gm.FREE if r.done or r.reranking else grammar.answer_start if r.answering else
-          grammar.query_start if not r.traj.steps else grammar.fact_start for r in rows]
+  return [
+      gm.FREE
+      if r.done or r.reranking
+      else grammar.answer_start
+      if r.answering
+      else grammar.query_start
+      if not r.traj.steps
+      else grammar.fact_start
+      for r in rows
+  ]
 
 
-def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig, sharding, shards, progress,
-                   session_factory, grammar):
+def _rollout_chunk(
+    model, chat, retriever, rows: list[_Row], cfg: RolloutConfig, sharding, shards, progress, session_factory, grammar
+):
   eot = chat.end_of_turn
   stops = [chat.encode(tj.SEARCH), chat.encode(tj.FINAL)]
   rerank_prefix = chat.encode(tj.RERANK)
-  session = session_factory(model, len(rows), cfg.capacity, sharding=sharding, shards=shards,
-                            seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows])
+  session = session_factory(
+      model,
+      len(rows),
+      cfg.capacity,
+      sharding=sharding,
+      shards=shards,
+      seeds=[row_seed(cfg.seed, r.traj.question_id, r.traj.sample) for r in rows],
+  )
   session.start([r.traj.tokens for r in rows])  # a question's samples share their prompt: prefilled once
   while not all(r.done for r in rows):
     turns = {i: _scripted_turn(r, chat, cfg) for i, r in enumerate(rows) if not r.done}
     scripts = {i: s for i, s in turns.items() if s is not None}
-    budgets = [0 if r.done or i in scripts else cfg.answer_tokens if r.answering else cfg.step_tokens
-               for i, r in enumerate(rows)]
+    budgets = [
+        0 if r.done or i in scripts else cfg.answer_tokens if r.answering else cfg.step_tokens
+        for i, r in enumerate(rows)
+    ]
     tokens, logprobs, reasons = [[] for _ in rows], [[] for _ in rows], [0] * len(rows)
     if any(budgets):
       constraint = {} if grammar is None else {"grammar": grammar, "states": _states(rows, grammar)}
-      result = session.decode(budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot],
-                              **constraint)
+      result = session.decode(
+          budgets, cfg.temperature, cfg.top_p, cfg.top_k, stop=stops, eos_token_ids=[eot], **constraint
+      )
       tokens, logprobs, reasons = list(result.tokens), list(result.logprobs), list(result.reasons)
     for i, script in scripts.items():
       tokens[i], logprobs[i], reasons[i] = script, [0.0] * len(script), engine.STOP
@@ -140,13 +160,13 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
         rows[i].candidates = list(found)
         user_turns[i] = tj.candidates_turn(found)
       else:
-        step.shown_ids = [h.id for h in found[:cfg.shown]]
+        step.shown_ids = [h.id for h in found[: cfg.shown]]
         user_turns[i] = tj.search_turn(found, cfg.shown)
     for i, action in actions.items():
       if action and action[0] == "show":
         ordered = tj.reranked(rows[i].candidates, action[1])
         step = rows[i].traj.steps[-1]
-        step.rerank, step.shown_ids = list(action[1]), [h.id for h in ordered[:cfg.shown]]
+        step.rerank, step.shown_ids = list(action[1]), [h.id for h in ordered[: cfg.shown]]
         user_turns[i] = tj.search_turn(ordered, cfg.shown)
     appends = [None] * len(rows)
     for i, text in sorted(user_turns.items()):
@@ -155,10 +175,18 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       forced = [] if pending[-1] == eot else [eot]  # a turn cut at <SEARCH>/<FINAL> is closed for the model
       turn = chat.user_turn(text)
       to_rerank = cfg.rerank and i in searching
-      prefix = (list(rerank_prefix) if to_rerank else
-                list(grammar.fact_prefix) if grammar is not None and i not in answering else [])
-      if len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i) and i not in answering \
-          and cfg.answer_at_budget:  # the results do not fit in the cache: no more searches, but an answer
+      prefix = (
+          list(rerank_prefix)
+          if to_rerank
+          else list(grammar.fact_prefix)
+          if grammar is not None and i not in answering
+          else []
+      )
+      if (
+          len(pending) + len(forced) + len(turn) + len(prefix) + 1 > session.room(i)
+          and i not in answering
+          and cfg.answer_at_budget
+      ):  # the results do not fit in the cache: no more searches, but an answer
         step = row.traj.steps[-1]
         step.retrieved_ids, step.retrieved_titles, step.shown_ids, step.rerank = [], [], [], None
         answering.add(i)
@@ -182,8 +210,16 @@ def _rollout_chunk(model, chat, retriever, rows: list[_Row], cfg: RolloutConfig,
       progress.update(sum(1 for i in actions if rows[i].done))
 
 
-def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: RolloutConfig, mesh=None,
-            progress: bool = False, session_factory=engine.DecodeSession) -> list[Trajectory]:
+def rollout(
+    model,
+    chat: ChatFormat,
+    retriever,
+    questions: Sequence[dict],
+    cfg: RolloutConfig,
+    mesh=None,
+    progress: bool = False,
+    session_factory=engine.DecodeSession,
+) -> list[Trajectory]:
   """Samples `cfg.samples` trajectories for each question ({"id", "question", optional "golden_answers"}).
 
   Works with any retriever that has `search(queries, k) -> list[list[Hit]]` (in-process or HTTP client).
@@ -191,15 +227,31 @@ def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: 
   state for a chunk (default `engine.DecodeSession`; tests pass a scripted policy with the same methods).
   """
   from exsearch_jax.sharding import batch_sharding
+
   if cfg.policy == "oracle":
     missing = [str(q["id"]) for q in questions if not q.get("decomposition")]
     if missing:
-      raise ConfigError(f"rollout.policy=oracle needs each question's gold decomposition; {len(missing)} have none "
-                       f"(first: {missing[0]})")
-  rows = [_Row(Trajectory(question_id=str(q["id"]), sample=s, question=q["question"], tokens=[], loss_mask=[],
-                          logprobs=[], prompt_length=0, golden_answers=q.get("golden_answers")),
-               q.get("decomposition") or ())
-          for q in questions for s in range(cfg.samples)]
+      raise ConfigError(
+          f"rollout.policy=oracle needs each question's gold decomposition; {len(missing)} have none "
+          f"(first: {missing[0]})"
+      )
+  rows = [
+      _Row(
+          Trajectory(
+              question_id=str(q["id"]),
+              sample=s,
+              question=q["question"],
+              tokens=[],
+              loss_mask=[],
+              logprobs=[],
+              prompt_length=0,
+              golden_answers=q.get("golden_answers"),
+          ),
+          q.get("decomposition") or (),
+      )
+      for q in questions
+      for s in range(cfg.samples)
+  ]
   grammar = gm.grammar_for(chat) if cfg.constrained else None
   system = tj.instruction_text(cfg.instruction)
   for row in rows:
@@ -213,10 +265,20 @@ def rollout(model, chat: ChatFormat, retriever, questions: Sequence[dict], cfg: 
   chunk = cfg.batch_rows
   before = engine.compiles["count"]
   from tqdm import tqdm
+
   with tqdm(total=len(rows), desc="rollout", unit="traj", disable=not progress) as bar:  # closed on errors too
     for start in range(0, len(rows), chunk):
-      _rollout_chunk(model, chat, retriever, rows[start:start + chunk], cfg, sharding, shards,
-                     bar if progress else None, session_factory, grammar)
+      _rollout_chunk(
+          model,
+          chat,
+          retriever,
+          rows[start : start + chunk],
+          cfg,
+          sharding,
+          shards,
+          bar if progress else None,
+          session_factory,
+          grammar,
+      )
   logging.info("rollout: %d trajectories, %d new compiled programs", len(rows), engine.compiles["count"] - before)
   return [r.traj for r in rows]
-
