@@ -2,7 +2,8 @@
 
 Each run is a normal `EMRun` in its own workdir (`ROOT/SIZE/NAME/VARIANT/seedN`), so a run killed midway
 resumes from its last checkpoint. A finished run appends one line to `OUT/NAME/runs.jsonl`; a rerun of the
-sweep skips every (variant, seed, size) found there, so a sweep can span sessions.
+sweep skips every (variant, seed, size) found there, so a sweep can span sessions. A run whose resolved config
+another experiment has recorded under the same OUT (a shared arm) takes that record instead of training again.
 """
 
 from __future__ import annotations
@@ -121,6 +122,20 @@ def read_records(out: str, experiment: str) -> list[RunRecord]:
   return list(records.values())
 
 
+def recorded_elsewhere(out: str, exp_name: str, cfg_hash: str, size: str) -> Optional[RunRecord]:
+  """A run of another experiment under `out` with the same resolved config (the demo's defaults are an arm
+  of several experiments): its record stands for this run too, so a shared arm trains once even when its
+  workdir is gone (another machine, a clean clone)."""
+  if not os.path.isdir(out):
+    return None
+  for name in sorted(os.listdir(out)):
+    if name != exp_name and os.path.exists(runs_path(out, name)):
+      for r in read_records(out, name):
+        if r.config_hash == cfg_hash and r.key.size == size:
+          return r
+  return None
+
+
 def append_record(out: str, record: RunRecord) -> None:
   from exsearch_jax import atomic
 
@@ -190,6 +205,13 @@ def execute(
       )
       continue
     write_config(out, exp, key, cfg)
+    shared = recorded_elsewhere(out, exp.name, config_hash(cfg), key.size)
+    if shared is not None:  # the same run, recorded by another experiment: its revision and minutes stay its own
+      append_record(out, dataclasses.replace(shared, experiment=exp.name, key=key))
+      if on_record is not None:
+        on_record(shared)
+      yield f"{exp.name}/{key.variant} seed {key.seed}: recorded as {shared.experiment}/{shared.key.variant}"
+      continue
     position = todo.index((variant, key))
     per_run = sum(measured) / len(measured) if measured else exp.minutes[size]  # minutes of the runs so far
     yield (

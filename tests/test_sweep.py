@@ -1,5 +1,6 @@
 """experiments/catalog.py, sweep.py, aggregate.py: configs resolve, records survive kills, intervals are right."""
 
+import dataclasses
 import json
 import math
 import os
@@ -168,3 +169,26 @@ def test_gain_table_gives_each_seed_its_bootstrap_and_the_seeds_their_interval()
 def test_record_serialises_to_json():
   r = _record("code", 0, [1, 2])
   assert sweep.RunRecord.from_json(json.loads(json.dumps(r.to_json()))) == r
+
+
+def test_a_run_another_experiment_recorded_with_the_same_config_is_not_trained_again(tmp_path):
+  out, root = str(tmp_path / "results"), str(tmp_path / "runs")
+  iterations, weighting = catalog.get("iterations"), catalog.get("weighting")
+  demo = dataclasses.replace(
+      _record("demo", 0, [10, 20]),
+      experiment="iterations",
+      config_hash=sweep.config_hash(iterations.config(iterations.variant("demo"), 0, "full")),
+  )
+  sweep.append_record(out, demo)
+  planned = sweep.plan(weighting, [0], "full", ["code", "paper"])
+  lines = []
+  for line in sweep.execute(weighting, planned, out, root, progress=False):
+    lines.append(line)
+    if "paper" in line:  # its config differs: it would train; stop before it does
+      break
+  assert lines[0] == "weighting/code seed 0: recorded as iterations/demo"
+  assert lines[1].startswith("weighting/paper seed 0: run 2 of 2")
+  (got,) = sweep.read_records(out, "weighting")
+  assert got.key == sweep.RunKey("code", 0, "full") and got.experiment == "weighting"
+  assert (got.evals, got.correct, got.revision) == (demo.evals, demo.correct, demo.revision)
+  assert not os.path.exists(os.path.join(root, "full", "weighting", "code"))  # no workdir: nothing trained
