@@ -41,6 +41,8 @@ class GrammarProcessor(LogitsProcessor):
     mask = self.allowed[self.state] & fits
     mask = mask | ~mask.any(-1, keepdim=True)  # a row already ended (padding) keeps a valid distribution
     vocab = scores.shape[-1]
+    if mask.shape[-1] < vocab:  # the model's vocabulary padded past the tokenizer's: never sampled
+      mask = torch.nn.functional.pad(mask, (0, vocab - mask.shape[-1]))
     return scores.masked_fill(~mask[:, :vocab].to(scores.device), float("-inf"))
 
 

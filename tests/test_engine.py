@@ -113,3 +113,79 @@ def test_shared_prompts_are_prefilled_once_and_sample_as_if_prefilled_apart(mode
   np.testing.assert_array_equal(np.asarray(shared.cache.lengths), np.asarray(apart.cache.lengths))
   with pytest.raises(ValueError, match="already holds tokens"):
     shared.start(prompts)
+
+
+def test_a_prefix_common_to_every_prompt_is_prefilled_once(model):
+  """An instruction before every question: `start` computes it once, then each distinct prompt's own tokens; the
+  rows sample the tokens of the unshared path (log-probs equal to float rounding: the prefix's keys come from
+  another pass)."""
+  from exsearch_jax.sampling.engine import SHARED_PREFIX, DecodeSession
+
+  rng = np.random.default_rng(1)
+  common = rng.integers(1, CONFIG.vocab_size, SHARED_PREFIX + 8).tolist()
+  suffixes = [rng.integers(1, CONFIG.vocab_size, n).tolist() for n in (5, 9, 1, 20)]
+  prompts = [common + s for s in suffixes for _ in range(3)] + [common]  # one prompt is the prefix itself
+
+  def rounds(prefill):
+    session = DecodeSession(model, len(prompts), 128, seeds=list(range(len(prompts))))
+    prefill(session)
+    first = session.decode([16] * len(prompts), temperature=1.0)
+    session.extend([[11, 12]] * len(prompts))
+    second = session.decode([16] * len(prompts), temperature=1.0)
+    return session, first.tokens + second.tokens, first.logprobs + second.logprobs
+
+  shared, tokens, logprobs = rounds(lambda s: s.start(prompts))
+  apart, expected, expected_logprobs = rounds(lambda s: s.extend(prompts))
+  assert tokens == expected
+  for got, want in zip(logprobs, expected_logprobs):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+  assert shared.prefill_tokens == {"requested": sum(map(len, prompts)), "computed": len(common) + 5 + 9 + 1 + 20}
+  np.testing.assert_array_equal(np.asarray(shared.cache.lengths), np.asarray(apart.cache.lengths))
+
+
+def test_attention_window_changes_no_result(model, monkeypatch):
+  """Attention reads the slots the rows can hold (`attention_window`) and a prefill's query blocks stop at their
+  diagonal: the samples are bit for bit those of attention over the whole 2,048-slot cache, over several turns."""
+  from exsearch_jax.sampling import engine
+  from exsearch_jax.sampling.engine import DecodeSession, attention_window
+
+  rng = np.random.default_rng(0)
+  prompts = [rng.integers(1, CONFIG.vocab_size, int(n)).tolist() for n in rng.integers(5, 140, 8)]
+  appends = [rng.integers(1, CONFIG.vocab_size, int(n)).tolist() for n in rng.integers(1, 60, 8)]
+
+  def run(capacity):
+    session = DecodeSession(model, 8, capacity, seeds=list(range(8)))
+    session.start(prompts)
+    first = session.decode([24] * 8, temperature=0.8, top_p=0.95)
+    session.extend(appends)
+    second = session.decode([24] * 8, temperature=0.8, top_p=0.95)
+    return first.tokens + second.tokens, first.logprobs + second.logprobs
+
+  windowed = run(2048)
+  monkeypatch.setattr(engine, "attention_window", lambda need, capacity: capacity)
+  monkeypatch.setattr(engine, "_prefill_kwargs", lambda *a: {"window": a[-1], "held_bound": None})
+  assert windowed == run(2048)
+  assert [attention_window(n, 2048) for n in (1, 128, 129, 300, 5000)] == [128, 128, 256, 512, 2048]
+  assert attention_window(300, 200) == 200
+
+
+def test_a_grammar_over_a_smaller_vocabulary_never_samples_the_padding_ids(model):
+  """Model vocabularies are padded past the tokenizer's (Qwen2.5: 152,064 ids for 151,665 tokens); the grammar's
+  tables cover the tokenizer, and the ids past it are never sampled."""
+  from exsearch_jax.models.word_tokenizer import build_word_tokenizer
+  from exsearch_jax.sampling.chat import ChatFormat
+  from exsearch_jax.sampling.engine import DecodeSession
+  from exsearch_jax.sampling.grammar import build_grammar
+
+  chat = ChatFormat(build_word_tokenizer(["<QUERY> <SEARCH> <FACT> <FINAL> Paris is big . who"]))
+  grammar = build_grammar(chat)
+  assert grammar.allowed.shape[1] < CONFIG.vocab_size
+  session = DecodeSession(model, 4, 64, seeds=[0, 1, 2, 3])
+  session.start([chat.prompt("who is big")] * 4)
+  out = session.decode([8] * 4, temperature=1.0, grammar=grammar, states=[grammar.query_start] * 4)
+  assert all(0 <= t < grammar.allowed.shape[1] for row in out.tokens for t in row)
+  for row in out.tokens:  # every token the automaton allows where it was written
+    state = grammar.query_start
+    for token in row:
+      assert grammar.allowed[state, token]
+      state = grammar.transition[state, token]

@@ -26,10 +26,37 @@ compiles = {"count": 0}  # incremented when jit traces a new shape
 _DISALLOWED = -1e30  # logit of a token the grammar forbids (finite: no NaN if a state allowed none)
 CANDIDATES = 256  # nucleus candidates per row (see `sample_logits`)
 WIDE_CANDIDATES = 4096  # ... for the rare row whose nucleus is wider
+SHARED_PREFIX = 32  # tokens common to every prompt of a session worth prefilling once (`DecodeSession.start`)
 
 
 def bucket(n: int, minimum: int = 16) -> int:
   return max(minimum, 1 << max(0, int(n) - 1).bit_length())
+
+
+def attention_window(need: int, capacity: int) -> int:
+  """Cache slots the attention reads when no row will hold more than `need`: a power of two (>= 128), at most
+  `capacity`. Slots past a row's length are masked to exact zeros, so the window changes no result, only
+  the time: attention over an 8,192-slot cache whose rows hold 300 tokens reads 512 slots."""
+  return min(int(capacity), bucket(need, minimum=128))
+
+
+def _prefill_kwargs(held: int, width: int, need: int, capacity: int) -> dict:
+  """`window` and `held_bound` of a prefill of `width` tokens onto rows holding <= `held` tokens, <= `need` after:
+  where the cache has room, a window with `width` slots to spare past `held`, so query blocks may stop at their
+  diagonal (held_bound = window - width: static, one program per window and width)."""
+  if held + width <= capacity:
+    window = attention_window(held + width, capacity)
+    return {"window": window, "held_bound": window - width}
+  return {"window": attention_window(need, capacity), "held_bound": None}
+
+
+def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple:
+  """The longest run of tokens every sequence starts with."""
+  shortest = min(sequences, key=len)
+  for i, token in enumerate(shortest):
+    if any(s[i] != token for s in sequences):
+      return tuple(shortest[:i])
+  return tuple(shortest)
 
 
 def _prefill_width(n: int) -> int:
@@ -127,8 +154,10 @@ def _new_cache(graphdef, state, *, batch, capacity, sharding):
   return _constrain(init_cache(nnx.merge(graphdef, state).config, batch, capacity), sharding)
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "sharding"), donate_argnames=("cache", "last"))
-def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
+@functools.partial(
+    jax.jit, static_argnames=("graphdef", "sharding", "window", "held_bound"), donate_argnames=("cache", "last")
+)
+def _extend(graphdef, state, cache, last, ids, mask, *, sharding, window, held_bound):
   """Appends the real tokens of each row; rows with no real token keep their cache and last logits.
 
   Each row's last real token goes in on its own, after the others: only its logits are needed, and
@@ -139,9 +168,15 @@ def _extend(graphdef, state, cache, last, ids, mask, *, sharding):
   width = ids.shape[1]
   count = mask.sum(1)
   final = width - 1 - jnp.argmax(mask[:, ::-1], axis=1)
-  _, cache = model.decode(ids, cache, attention_mask=mask & (jnp.arange(width)[None, :] != final[:, None]))
+  _, cache = model.decode(
+      ids,
+      cache,
+      attention_mask=mask & (jnp.arange(width)[None, :] != final[:, None]),
+      window=window,
+      held_bound=held_bound,
+  )
   logits, cache = model.decode(
-      jnp.take_along_axis(ids, final[:, None], axis=1), cache, attention_mask=(count > 0)[:, None]
+      jnp.take_along_axis(ids, final[:, None], axis=1), cache, attention_mask=(count > 0)[:, None], window=window
   )
   return _constrain(cache, sharding), jnp.where((count > 0)[:, None], logits[:, 0], last)
 
@@ -169,7 +204,7 @@ class _SamplingState(NamedTuple):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding"),
+    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window"),
     donate_argnames=("cache",),
 )
 def _decode(
@@ -188,8 +223,10 @@ def _decode(
     top_p,
     top_k,
     sharding,
+    window,
 ):
   """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed.
+  Attention reads the first `window` cache slots, which hold every row's tokens and its budget.
 
   `grammar`: None, or (allowed (S, V), transition (S, V), to_end (S,), half_spent (S,), row states (B,)):
   each row samples among the tokens its state allows that still let the turn end within its budget, and
@@ -232,7 +269,7 @@ def _decode(
 
   def body(s: _SamplingState) -> _SamplingState:
     token = s.out[rows, jnp.maximum(s.lengths - 1, 0)]
-    logits, cache = model.decode(token[:, None], s.cache, attention_mask=~s.done[:, None])
+    logits, cache = model.decode(token[:, None], s.cache, attention_mask=~s.done[:, None], window=window)
     nxt, lp, moved = sample(logits[:, 0], cache.lengths, s.automaton, s.lengths)
     write = jnp.where(s.done, max_new, s.lengths)
     lengths = s.lengths + (~s.done).astype(jnp.int32)
@@ -289,6 +326,7 @@ class DecodeSession:
   def extend(self, appends: Sequence[Optional[Sequence[int]]]):
     """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
     width = _prefill_width(max((len(a) for a in appends if a), default=1))
+    held = int(self.lengths.max())
     ids, mask = np.zeros((self.rows, width), np.int32), np.zeros((self.rows, width), bool)
     for r, tokens in enumerate(appends):
       if tokens:
@@ -298,37 +336,70 @@ class DecodeSession:
           )
         ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
         self.lengths[r] += len(tokens)
-    self.cache, self.last = _extend(self.graphdef, self.state, self.cache, self.last, ids, mask, sharding=self.sharding)
+    self.cache, self.last = _extend(
+        self.graphdef,
+        self.state,
+        self.cache,
+        self.last,
+        ids,
+        mask,
+        sharding=self.sharding,
+        **_prefill_kwargs(held, width, int(self.lengths.max()), self.capacity),
+    )
 
   def start(self, prompts: Sequence[Sequence[int]]):
-    """Prefills each row's first tokens into this fresh session. Rows with the same prompt (the samples of one
-    question) are prefilled once, in a smaller batch, and their cache rows copied (vLLM's prefix caching, for
-    whole prompts); `prefill_tokens` counts the prompt tokens asked for and those computed."""
+    """Prefills each row's first tokens into this fresh session, computing shared tokens once (vLLM's prefix
+    caching): rows with the same prompt (the samples of one question) are prefilled once, in a smaller batch,
+    and their cache rows copied; a prefix common to all prompts of at least `SHARED_PREFIX` tokens (the
+    instruction and chat template before the question) is prefilled once and copied before the rest.
+    `prefill_tokens` counts the prompt tokens asked for and those computed."""
     if self.lengths.any():
       raise ValueError("start: the session already holds tokens; use extend")
+    for tokens in prompts:
+      if len(tokens) > self.capacity:
+        raise ValueError(f"a prompt of {len(tokens)} tokens exceeds the cache capacity {self.capacity}")
     first: dict[tuple, int] = {}
     source = [first.setdefault(tuple(p), len(first)) for p in prompts]
     unique = list(first)
+    common = _common_prefix(unique) if len(unique) > 1 else ()
+    common = common if len(common) >= SHARED_PREFIX else ()
     self.prefill_tokens["requested"] += sum(len(p) for p in prompts)
-    self.prefill_tokens["computed"] += sum(len(p) for p in unique)
-    if len(unique) == len(prompts):
+    self.prefill_tokens["computed"] += len(common) + sum(len(p) - len(common) for p in unique)
+    if len(unique) == len(prompts) and not common:
       self.extend(prompts)
       return
     batch = -(-bucket(len(unique), minimum=1) // self.shards) * self.shards
-    width = _prefill_width(max((len(p) for p in unique), default=1))
-    ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
-    for r, tokens in enumerate(unique):
-      if len(tokens) > self.capacity:
-        raise ValueError(f"a prompt of {len(tokens)} tokens exceeds the cache capacity {self.capacity}")
-      ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
-    cache = _new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
-    last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
-    cache, last = _extend(self.graphdef, self.state, cache, last, ids, mask, sharding=self.sharding)
+    cache, last = self._prefilled(batch, [common] if common else unique)
+    if common:  # the prefix's row copied to every distinct prompt's row, then each prompt's own tokens
+      live = np.arange(batch) < len(unique)
+      cache, last = _copy_rows(cache, last, np.zeros(batch, np.int32), live, sharding=self.sharding)
+      cache, last = self._prefilled(batch, [p[len(common) :] for p in unique], cache, last, len(common))
     rows = np.zeros(self.rows, np.int32)
     rows[: len(source)] = source
     live = np.arange(self.rows) < len(prompts)
     self.cache, self.last = _copy_rows(cache, last, rows, live, sharding=self.sharding)
     self.lengths[: len(prompts)] = [len(p) for p in prompts]
+
+  def _prefilled(self, batch: int, token_lists, cache=None, last=None, held: int = 0):
+    """(cache, last logits) of `batch` rows after appending token_lists[r] to row r (a fresh cache unless given,
+    whose rows hold `held` tokens each)."""
+    if cache is None:
+      cache = _new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
+      last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
+    width = _prefill_width(max((len(t) for t in token_lists), default=1))
+    ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
+    for r, tokens in enumerate(token_lists):
+      ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
+    return _extend(
+        self.graphdef,
+        self.state,
+        cache,
+        last,
+        ids,
+        mask,
+        sharding=self.sharding,
+        **_prefill_kwargs(held, width, held + max(map(len, token_lists)), self.capacity),
+    )
 
   def room(self, r: int) -> int:
     return int(self.capacity - self.lengths[r])
@@ -356,10 +427,12 @@ class DecodeSession:
     if grammar is not None:
       assert states is not None, "a grammar needs each row's automaton state"
       if self._grammar is None or self._grammar[0] is not grammar:
-        self._grammar = (
-            grammar,
-            *map(jnp.asarray, (grammar.allowed, grammar.transition, grammar.to_end, grammar.half_spent)),
-        )
+        # a model's vocabulary may be padded past its tokenizer's (Qwen2.5: 152,064 for 151,665 tokens): the
+        # padding ids are never allowed
+        extra = self.last.shape[-1] - grammar.allowed.shape[1]
+        allowed = np.pad(grammar.allowed, ((0, 0), (0, max(extra, 0))))
+        transition = np.pad(grammar.transition, ((0, 0), (0, max(extra, 0))), mode="edge")
+        self._grammar = (grammar, *map(jnp.asarray, (allowed, transition, grammar.to_end, grammar.half_spent)))
       rows = np.zeros(self.rows, np.int32)
       rows[: len(states)] = states
       automaton = (*self._grammar[1:], rows)
@@ -378,6 +451,7 @@ class DecodeSession:
         top_p=float(top_p),
         top_k=int(top_k),
         sharding=self.sharding,
+        window=attention_window(int((self.lengths + budget).max()), self.capacity),
     )
     out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))
     self.lengths += np.maximum(lengths - 1, 0)
