@@ -2,7 +2,7 @@
 same run: what a user waits for, not a kernel.
 
   python benchmarks/em_iteration.py [--questions 32] [--samples 4] [--max-steps 4] [--reference-questions 4]
-                                    [--mstep-steps 4] [--quick]
+                                    [--mstep-steps 4] [--quick] [--random-init] [--torch-device cuda]
 
 Every side runs our rollout host loop (`sampling.rollout`: the same prompts, turn grammar, parsing, budgets and
 BM25 retriever over the world's corpus); only the decoder differs:
@@ -18,6 +18,11 @@ top `train.trainable_layers` layers trained as in experiments/configs/smollm2_wo
 Sampling is seeded on both sides but the samplers differ, so the trajectories (and their lengths) differ:
 trajectories/s and model-written tokens/s are both reported. JAX warm-up (compilation) is timed separately.
 Pin to cores with `taskset` on a shared machine: the load average is printed.
+
+`--random-init` needs no asset (the GPU check): SmolLM2-135M's architecture with random weights (the same on
+both sides, embedding scaled as in `sampling.py` so turns are peaked), and the demo's word-level tokenizer
+built from the world, so the vocabulary (and the logits) are the world's ~2,000 words instead of 49,152.
+`--torch-device` puts the PyTorch side there (default: cuda when torch sees one).
 """
 
 import argparse
@@ -45,6 +50,47 @@ class TimedRetriever:
     finally:
       self.seconds += time.perf_counter() - start
       self.queries += len(queries)
+
+
+def timed_sessions():
+  """A DecodeSession class that records each `start` (the prompts' prefill): its prompts, seconds, tokens."""
+  import jax
+  from exsearch_jax.sampling import engine
+
+  class TimedSession(engine.DecodeSession):
+    starts: list = []  # (rows, capacity, prompts, seconds) per session
+
+    def start(self, prompts):
+      begin = time.perf_counter()
+      super().start(prompts)
+      jax.block_until_ready(self.last)
+      TimedSession.starts.append((self.rows, self.capacity, list(prompts), time.perf_counter() - begin))
+
+  return TimedSession
+
+
+def prefill_saved(model, starts, repeats=2):
+  """The rollout's prefills again, shared (`start`: a question's prompt once) and unshared (`extend`: every
+  sample's prompt), on fresh sessions after a compiling call of each: (shared s, unshared s, questions,
+  prompt tokens computed shared, unshared)."""
+  import jax
+  from exsearch_jax.sampling import engine
+
+  def timed(rows, capacity, prompts, shared):
+    session = engine.DecodeSession(model, len(prompts), capacity, seeds=list(range(len(prompts))))
+    begin = time.perf_counter()
+    (session.start if shared else session.extend)(prompts)
+    jax.block_until_ready(session.last)
+    return time.perf_counter() - begin
+
+  best = {}
+  for shared in (True, False):
+    for rows, capacity, prompts, _ in starts[:1]:
+      timed(rows, capacity, prompts, shared)  # compiles
+    best[shared] = min(sum(timed(*s[:3], shared) for s in starts) for _ in range(repeats))
+  prompts = [p for s in starts for p in s[2]]
+  questions = len({tuple(p) for p in prompts})
+  return best[True], best[False], questions, sum(len(p) for p in set(map(tuple, prompts))), sum(map(len, prompts))
 
 
 @dataclasses.dataclass
@@ -90,17 +136,40 @@ def _rollout(side, model, chat, retriever, questions, cfg, session_factory):
   return trajectories, phase
 
 
+def _random_models(world):
+  """(word tokenizer of the world, our SmolLM2-architecture model, the transformers twin), random weights."""
+  import dataclasses as dc
+
+  from exsearch_jax.em.setup import word_tokenizer_texts
+  from exsearch_jax.models.word_tokenizer import build_word_tokenizer
+  from sampling import EMBED_SCALE
+  from train_step import random_init_pair, smollm2_config
+
+  questions = world.splits["train"] + world.splits["dev"]
+  tokenizer = build_word_tokenizer(word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages], questions))
+  config = dc.replace(
+      smollm2_config(),
+      vocab_size=-(-len(tokenizer) // 64) * 64,
+      bos_token_id=tokenizer.bos_token_id,
+      eos_token_id=tokenizer.eos_token_id,
+      pad_token_id=tokenizer.pad_token_id,
+  )
+  make, reference = random_init_pair(config, seed=0, embed_scale=EMBED_SCALE)
+  return tokenizer, make(), reference
+
+
 def _torch_score(model, examples, rows=16):
   """The answer's log-probability under the model for each example (the E-step's score), 16 rows a batch."""
   import torch
   from exsearch_jax.em.estep import _answer_start  # pylint: disable=protected-access
 
   out, tokens = [], 0
+  device = next(model.parameters()).device
   for i in range(0, len(examples), rows):
     chunk = examples[i : i + rows]
     width = max(len(e.tokens) for e in chunk)
-    ids = torch.tensor([list(e.tokens) + [0] * (width - len(e.tokens)) for e in chunk])
-    mask = torch.tensor([[1] * len(e.tokens) + [0] * (width - len(e.tokens)) for e in chunk])
+    ids = torch.tensor([list(e.tokens) + [0] * (width - len(e.tokens)) for e in chunk], device=device)
+    mask = torch.tensor([[1] * len(e.tokens) + [0] * (width - len(e.tokens)) for e in chunk], device=device)
     with torch.no_grad():
       logp = model(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
     for r, e in enumerate(chunk):
@@ -122,6 +191,8 @@ def main():
       action="store_true",
       help="a smoke run: 4 questions x 2 samples, <= 2 searches, 1 for the reference, 1 M-step step",
   )
+  parser.add_argument("--random-init", action="store_true", help="SmolLM2 architecture, random weights, no asset")
+  parser.add_argument("--torch-device", default="", help="default: cuda if torch sees a GPU, else cpu")
   args = parser.parse_args()
   if args.quick:
     args.questions, args.samples, args.max_steps, args.reference_questions, args.mstep_steps = 4, 2, 2, 1, 1
@@ -146,16 +217,22 @@ def main():
   from torch_session import TorchSession  # benchmarks/ is this script's sys.path[0]
   from train_step import torch_batch, torch_step
 
-  path = asset_path("smollm2-135m-instruct")
-  tokenizer = load_tokenizer(path)
+  device = args.torch_device or ("cuda" if torch.cuda.is_available() else "cpu")
+  sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+  world = W.make_world(0, "demo")
+  if args.random_init:
+    tokenizer, ours, reference = _random_models(world)
+  else:
+    path = asset_path("smollm2-135m-instruct")
+    tokenizer = load_tokenizer(path)
+    ours = from_pretrained(path)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(
+        os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
+    )
+  reference = reference.to(device).eval()
   chat = ChatFormat(tokenizer)
-  ours = from_pretrained(path)
-  reference = transformers.AutoModelForCausalLM.from_pretrained(
-      os.path.dirname(path), gguf_file=os.path.basename(path), dtype=torch.float32
-  ).eval()
   pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else chat.end_of_turn
   work = tempfile.mkdtemp(prefix="em_iteration_")
-  world = W.make_world(0, "demo")
   corpus = W.write_world(world, os.path.join(work, "world"))["corpus"]
   retriever = retrieval.build(corpus, os.path.join(work, "bm25"), kind="bm25", progress=False)
   logging.getLogger("bm25s").setLevel(logging.WARNING)  # a stop-word-only sub-query is an empty BM25 query
@@ -174,14 +251,20 @@ def main():
       flush=True,
   )
 
-  from exsearch_jax.sampling import engine
-
   phases = {}
+  session = timed_sessions()
   start = time.perf_counter()
-  _rollout("ours", ours, chat, retriever, questions, cfg, engine.DecodeSession)  # compiles
+  _rollout("ours", ours, chat, retriever, questions, cfg, session)  # compiles
   warmup = time.perf_counter() - start
-  trajectories, phases["rollout", "ours"] = _rollout(
-      "ours", ours, chat, retriever, questions, cfg, engine.DecodeSession
+  session.starts.clear()
+  trajectories, phases["rollout", "ours"] = _rollout("ours", ours, chat, retriever, questions, cfg, session)
+  shared, unshared, distinct, computed, requested = prefill_saved(ours, session.starts)
+  print(
+      f"prefill of {distinct} questions x {args.samples} samples: {shared * 1e3 / distinct:.0f} ms per question "
+      f"with a question's prompt prefilled once ({computed} of {requested} prompt tokens computed), "
+      f"{unshared * 1e3 / distinct:.0f} ms per question prefilling every sample's prompt ({unshared / shared:.2f}x); "
+      f"{sum(t for *_, t in session.starts) * 1e3 / distinct:.0f} ms per question in the rollout",
+      flush=True,
   )
   _, phases["rollout", "batched"] = _rollout("batched", reference, chat, retriever, questions, cfg, torch_factory)
   _, phases["rollout", "reference"] = _rollout(
@@ -219,7 +302,8 @@ def main():
   phases["m-step", "ours"] = Phase(time.perf_counter() - start, tokens=tokens)
   start = time.perf_counter()
   for _, batch in batches[1:]:
-    step(*torch_batch(batch))
+    step(*torch_batch(batch, device))
+  sync()
   phases["m-step", "batched"] = phases["m-step", "reference"] = Phase(time.perf_counter() - start, tokens=tokens)
 
   checkpoints = RunCheckpoints(os.path.join(work, "checkpoints"))

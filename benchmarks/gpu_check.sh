@@ -6,7 +6,9 @@
 #   bash benchmarks/gpu_check.sh          # from the repository root; logs to $OUT/log when OUT is set
 #
 # Runs on the bare device image (python3 with jax[cuda], flax, optax, torch, transformers): no assets
-# (`--random-init`, SmolLM2-135M architecture), no packages beyond the image's. Stages run in order of
+# (`--random-init`, SmolLM2-135M architecture), no packages beyond the image's, except the EM-iteration stage,
+# which needs ml-collections and bm25s: wheels in .whl/ (carried; `pip download --no-deps -d .whl
+# ml-collections bm25s`) are installed into /tmp/site first, and without them that stage fails alone. Stages run in order of
 # priority, each under `timeout`, and all of them within GPU_CHECK_SECONDS (default 330): a stage that
 # would start with less than 20 s left is skipped, so one hung stage never eats the whole call; a stage
 # stopped at its limit gets SIGABRT, so Python's faulthandler prints where every thread was.
@@ -19,6 +21,9 @@ export PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1 PYTHONFAULTH
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # where JAX and PyTorch share the GPU in one process
 PY=${PYTHON:-python3}
+if ls .whl/*.whl >/dev/null 2>&1; then
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl && export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
 LOGDIR=${OUT:-/tmp/gpu_check}
 mkdir -p "$LOGDIR"
 LOG="$LOGDIR/log"
@@ -52,10 +57,11 @@ case "$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null)" in
 esac
 if [ "$QUICK" = 1 ]; then
   TRAIN_SHAPES=2x64 BF16_SHAPES=2x64 TRAIN_REPEATS=1
-  SAMPLE_BATCHES=1,2 SAMPLE_TOKENS=8 SAMPLE_REPEATS=1
+  SAMPLE_BATCHES=1,2 SAMPLE_TOKENS=8 SAMPLE_REPEATS=1 EM_ITERATION=(--quick)
 else
   TRAIN_SHAPES=8x512,32x512,16x1024 BF16_SHAPES=32x512,16x1024 TRAIN_REPEATS=5
   SAMPLE_BATCHES=1,16,64,256 SAMPLE_TOKENS=64 SAMPLE_REPEATS=2
+  EM_ITERATION=(--questions 32 --samples 4 --max-steps 4 --reference-questions 2 --mstep-steps 4)
 fi
 
 stage env 15 bash -c "nvidia-smi --query-gpu=name,memory.total,memory.used,clocks.sm,clocks.max.sm,power.draw,\
@@ -95,12 +101,14 @@ fi
 # in JAX's compilation of `init_model`; the benchmarks now draw random weights on the host instead.)
 TRAIN=(benchmarks/train_step.py --random-init --models smollm2 --repeats "$TRAIN_REPEATS")
 SAMPLE=(benchmarks/sampling.py --random-init --batches "$SAMPLE_BATCHES" --new-tokens "$SAMPLE_TOKENS"
-        --repeats "$SAMPLE_REPEATS" --hbm-gbps "$HBM_GBPS")
+        --repeats "$SAMPLE_REPEATS" --hbm-gbps "$HBM_GBPS" --mixes "short,search")
 stage train_ours_f32 80 "$PY" "${TRAIN[@]}" --side ours --shapes "$TRAIN_SHAPES" --dtype float32 --f32-matmul tf32
 stage train_torch_f32 40 env JAX_PLATFORMS=cpu "$PY" "${TRAIN[@]}" --side torch --shapes "$TRAIN_SHAPES" \
   --dtype float32 --f32-matmul tf32
 stage sampling_ours_f32 70 "$PY" "${SAMPLE[@]}" --side ours --dtype float32
 stage sampling_torch_f32 35 env JAX_PLATFORMS=cpu "$PY" "${SAMPLE[@]}" --side torch --dtype float32
+# one EM iteration, phase by phase, against both PyTorch loops (one process: the rollout shares the host loop)
+stage em_iteration 120 "$PY" benchmarks/em_iteration.py --random-init "${EM_ITERATION[@]}"
 stage train_ours_bf16 45 "$PY" "${TRAIN[@]}" --side ours --shapes "$BF16_SHAPES" --dtype bfloat16
 stage train_torch_bf16 25 env JAX_PLATFORMS=cpu "$PY" "${TRAIN[@]}" --side torch --shapes "$BF16_SHAPES" \
   --dtype bfloat16
@@ -110,5 +118,6 @@ stage both_one_process 60 "$PY" "${TRAIN[@]}" --side both --shapes "${TRAIN_SHAP
   --dtype float32 --f32-matmul tf32
 
 echo "=== done in $(($(date +%s) - START))s" | tee -a "$LOG"
-grep -E "^===|^ *smollm2|^device:|^ *[0-9]+ +[0-9-]+ |TFLOP/s|GB/s|roofline|passed|failed|Error" "$LOG" \
+grep -E "^===|^ *smollm2|^device:|^ *[0-9]+ +[0-9-]+ |^ *(short|chat60|search|mixed) |^(rollout|scoring|m-step|\
+checkpoint|iteration|prefill) |TFLOP/s|GB/s|roofline|passed|failed|Error" "$LOG" \
   >"$LOGDIR/summary" || true

@@ -1,10 +1,15 @@
 """Sampling tokens/s for SmolLM2-135M-Instruct next to transformers PyTorch `generate`, same device, same run.
 
   python benchmarks/sampling.py [--batches 1,16,64] [--new-tokens 64] [--repeats 3] [--quick]
-                                [--random-init] [--dtype float32|bfloat16] [--torch-device cuda]
+                                [--mixes short,chat60,search,mixed] [--random-init]
+                                [--dtype float32|bfloat16] [--torch-device cuda]
                                 [--side both|ours|torch] [--hbm-gbps 4800]
 
-Both sides continue the same chat prompts (different lengths; PyTorch left-pads) with temperature 0.8,
+Prompt-length mixes (`--mixes`, one table row per mix and batch; prompts are cycled to fill a batch):
+`short`, 8 one-line chat questions (37-45 tokens with SmolLM2's template); `chat60`, 16 distinct longer
+questions (about 55-70 tokens); `search`, 16 questions each followed by a search turn of 3-10 passages of the
+demo world (about 100-300 tokens, the shape of a rollout's later turns); `mixed`, all three interleaved in one
+batch, so most rows are padded. Both sides continue the same chat prompts (PyTorch left-pads) with temperature 0.8,
 top-p 0.95, no top-k, from the same dequantized GGUF weights in float32 (or see `--random-init`), and
 write exactly `new-tokens` tokens per row (end-of-sequence disabled: PyTorch `min_new_tokens`, ours
 `eos_token_ids=[]`), so both count the same tokens. A timed call is the whole `generate` (prefill
@@ -42,7 +47,60 @@ QUESTIONS = [
     "Name three rivers in Africa and the countries they flow through.",
 ]
 
+CHAT60 = [
+    "In which year did the first person walk on the surface of the Moon, and which space agency organised "
+    "that mission?",
+    "Which author wrote the novel about a white whale and the captain who hunts it across the oceans of the " "world?",
+    "What is the name of the longest river in South America, and through which countries does it flow "
+    "before reaching the sea?",
+    "Who painted the ceiling of the Sistine Chapel in Rome, and how many years did the work on it take?",
+    "Which chemical element has the atomic number six, and in which two common forms does it occur in " "nature?",
+    "What was the name of the ship that sank in the North Atlantic in April 1912 after striking an iceberg "
+    "on its first voyage?",
+    "Which composer wrote nine symphonies and continued to compose music after he had lost nearly all of his "
+    "hearing?",
+    "What is the capital city of Australia, and why was it chosen instead of Sydney or Melbourne when the "
+    "country was formed?",
+    "Which mountain range separates the Iberian Peninsula from the rest of Europe, and what is its highest "
+    "peak called?",
+    "Who developed the theory of general relativity, and in which year was it first presented to the public "
+    "in Berlin?",
+    "Which organ of the human body produces insulin, and what happens to blood sugar when it stops doing so?",
+    "What is the largest desert in the world by area, and on which continent is it located according to most "
+    "geographers?",
+    "Which scientist discovered penicillin in a London laboratory, and what did he notice on the dish that "
+    "led to it?",
+    "In which city were the first modern Olympic Games held, and how many countries sent athletes to those " "games?",
+    "Which famous bridge in San Francisco opened in 1937, and what colour is it painted to be seen in the " "fog?",
+    "What language has the largest number of native speakers in the world, and in which countries is it an "
+    "official language?",
+]
+MIXES = ("short", "chat60", "search", "mixed")
+RANDOM_LENGTHS = {"short": (30, 51), "chat60": (55, 71), "search": (100, 301)}  # --random-init: token counts
+
 EMBED_SCALE = 10.0  # --random-init: embedding scale that makes the random model's next-token distribution peaked
+
+
+def _search_turns() -> list:
+  """16 chats of a question and a search turn of 3-10 passages from the demo world (a rollout's later turns)."""
+  import random
+
+  from exsearch_jax.data import world as W
+
+  world = W.make_world(0, "demo")
+  rng = random.Random(0)
+  chats = []
+  for i, question in enumerate(world.splits["dev"][:16]):
+    passages = rng.sample(world.passages, 3 + i % 8)
+    shown = "\n".join(f"[{j + 1}] Title: {p['title']}. Content: {p['text']}" for j, p in enumerate(passages))
+    chats.append(
+        [
+            {"role": "user", "content": question["question"]},
+            {"role": "assistant", "content": f"<QUERY> {question['question']}"},
+            {"role": "user", "content": f"<SEARCH> {shown}"},
+        ]
+    )
+  return chats
 
 
 def _timed(fn):
@@ -56,7 +114,8 @@ def main():
   parser.add_argument("--batches", default="1,16,64")
   parser.add_argument("--new-tokens", type=int, default=64)
   parser.add_argument("--repeats", type=int, default=3)
-  parser.add_argument("--quick", action="store_true", help="batches 1,16, 16 new tokens, one timed call")
+  parser.add_argument("--quick", action="store_true", help="batches 1,16, 16 new tokens, one timed call, short")
+  parser.add_argument("--mixes", default=",".join(MIXES), help=f"prompt-length mixes, of {', '.join(MIXES)}")
   parser.add_argument(
       "--random-init",
       action="store_true",
@@ -78,7 +137,10 @@ def main():
   )
   args = parser.parse_args()
   if args.quick:
-    args.batches, args.new_tokens, args.repeats = "1,16", 16, 1
+    args.batches, args.new_tokens, args.repeats, args.mixes = "1,16", 16, 1, "short"
+  mixes = args.mixes.split(",")
+  if not mixes or any(m not in MIXES for m in mixes):
+    parser.error(f"--mixes={args.mixes}: choose among {', '.join(MIXES)}")
 
   os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")  # leave GPU memory to PyTorch too
   clock = time.perf_counter()
@@ -108,8 +170,11 @@ def main():
         config, seed=0, device="cpu", torch_side="torch" in sides, embed_scale=EMBED_SCALE
     )  # peaked logits, as a trained model's
     ours = make()
-    rng = np.random.default_rng(0)  # the chat prompts' lengths are 30-50 tokens
-    all_prompts = [rng.integers(3, config.vocab_size, int(rng.integers(30, 51))).tolist() for _ in QUESTIONS]
+    rng = np.random.default_rng(0)  # random ids with each mix's prompt lengths
+    by_mix = {
+        mix: [rng.integers(3, config.vocab_size, int(rng.integers(*span))).tolist() for _ in range(16)]
+        for mix, span in RANDOM_LENGTHS.items()
+    }
     pad = config.pad_token_id
   else:
     from exsearch_jax.assets import asset_path
@@ -123,12 +188,18 @@ def main():
       reference = transformers.AutoModelForCausalLM.from_pretrained(
           os.path.dirname(path), gguf_file=os.path.basename(path), dtype=getattr(torch, args.dtype)
       )
-    texts = [
-        tokenizer.apply_chat_template([{"role": "user", "content": q}], add_generation_prompt=True, tokenize=False)
-        for q in QUESTIONS
-    ]
-    all_prompts = [tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+
+    def encode(messages):
+      text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+      return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    by_mix = {
+        "short": [encode([{"role": "user", "content": q}]) for q in QUESTIONS],
+        "chat60": [encode([{"role": "user", "content": q}]) for q in CHAT60],
+        "search": [encode(m) for m in _search_turns()],
+    }
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+  by_mix["mixed"] = [p for triple in zip(*(by_mix[m] for m in ("short", "chat60", "search"))) for p in triple]
   n = args.new_tokens
   sampling = dict(temperature=0.8, top_p=0.95, top_k=0)
   header = (
@@ -157,12 +228,12 @@ def main():
         f"{args.hbm_gbps * 1e9 / weight_bytes:.0f} tokens/s"
     )
   print(
-      f"{'batch':>5} {'ours tok/s':>11} {'torch tok/s':>12} {'ratio':>6} {'ours warm-up s':>15} "
-      f"{'torch warm-up s':>16}",
+      f"{'mix':>6} {'tokens':>7} {'batch':>5} {'ours tok/s':>11} {'torch tok/s':>12} {'ratio':>6} "
+      f"{'ours warm-up s':>15} {'torch warm-up s':>16}",
       flush=True,
   )
-  for batch in map(int, args.batches.split(",")):
-    prompts = [all_prompts[i % len(all_prompts)] for i in range(batch)]
+  for mix, batch in ((m, int(b)) for m in mixes for b in args.batches.split(",")):
+    prompts = [by_mix[mix][i % len(by_mix[mix])] for i in range(batch)]
     calls = {}
     if "ours" in sides:
 
@@ -202,7 +273,8 @@ def main():
       return f"{'-':>{width}}" if value is None else f"{format(value, fmt) + suffix:>{width}}"
 
     print(
-        f"{batch:>5} {f(rate.get('ours'), 11, '.0f')} {f(rate.get('torch'), 12, '.0f')} {f(ratio, 6, '.2f', 'x')} "
+        f"{mix:>6} {min(map(len, prompts)):>3}-{max(map(len, prompts)):<3} {batch:>5} "
+        f"{f(rate.get('ours'), 11, '.0f')} {f(rate.get('torch'), 12, '.0f')} {f(ratio, 6, '.2f', 'x')} "
         f"{f(warm.get('ours'), 15, '.1f')} {f(warm.get('torch'), 16, '.1f')}",
         flush=True,
     )
