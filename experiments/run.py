@@ -60,9 +60,11 @@ def _report(exp, out: str) -> str:
   directory = os.path.join(out, exp.name)
   os.makedirs(directory, exist_ok=True)
   seeds = sorted({r.key.seed for r in records})
+  default_out = os.path.abspath(os.path.join(provenance.ROOT, "experiments", "results"))
+  where = "" if os.path.abspath(out) == default_out else f" --out={os.path.relpath(out, provenance.ROOT)}"
   commands = [
       f"python experiments/run.py --experiment={exp.name} --size={_SIZE.value} "
-      f"--seeds={','.join(str(s) for s in seeds)}"
+      f"--seeds={','.join(str(s) for s in seeds)}{where}"
   ]
   meta = provenance.record(directory, None, experiment=exp.name, size=_SIZE.value, reproduce=commands[0])
   if records:
