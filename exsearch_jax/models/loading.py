@@ -62,11 +62,16 @@ def load_config(path: str, **overrides) -> DecoderConfig:
 
 
 def from_pretrained(
-    path: str, dtype: Optional[str] = None, param_dtype: Optional[str] = None, mesh: Optional[Mesh] = None
+    path: str,
+    dtype: Optional[str] = None,
+    param_dtype: Optional[str] = None,
+    mesh: Optional[Mesh] = None,
+    attention: Optional[str] = None,
 ) -> Decoder:
   """Loads an HF directory (config.json + safetensors) or a `.gguf` file.
 
-  dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32).
+  dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32);
+  attention: the uncached attention kernel (`ATTENTION_KERNELS`, default grouped).
   """
   path = os.fspath(path)
   tensors: GGUFCheckpoint | SafetensorsCheckpoint
@@ -81,6 +86,8 @@ def from_pretrained(
     overrides["dtype"] = dtype
   if param_dtype or dtype:
     overrides["param_dtype"] = param_dtype or dtype
+  if attention:
+    overrides["attention"] = attention
   config = DecoderConfig.from_hf_dict(raw, source=source, **overrides)
   return build_from_tensors(config, tensors, mesh)
 
@@ -142,6 +149,12 @@ def build_model(model_config, mesh: Optional[Mesh] = None, seed: int = 0) -> Dec
         dtype=model_config.dtype,
         param_dtype=model_config.param_dtype,
         mesh=mesh,
+        attention=model_config.attention,
     )
-  config = DecoderConfig(**dict(model_config.init), dtype=model_config.dtype, param_dtype=model_config.param_dtype)
+  config = DecoderConfig(
+      **dict(model_config.init),
+      dtype=model_config.dtype,
+      param_dtype=model_config.param_dtype,
+      attention=model_config.attention,
+  )
   return init_model(config, mesh=mesh, seed=seed)
