@@ -146,7 +146,9 @@ def _random_models(world):
   from train_step import random_init_pair, smollm2_config
 
   questions = world.splits["train"] + world.splits["dev"]
-  tokenizer = build_word_tokenizer(word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages], questions))
+  tokenizer = build_word_tokenizer(
+      word_tokenizer_texts([f"{p['title']} {p['text']}" for p in world.passages], questions)
+  )
   config = dc.replace(
       smollm2_config(),
       vocab_size=-(-len(tokenizer) // 64) * 64,

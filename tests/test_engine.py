@@ -145,7 +145,8 @@ def test_a_prefix_common_to_every_prompt_is_prefilled_once(model):
 
 def test_attention_window_changes_no_result(model, monkeypatch):
   """Attention reads the slots the rows can hold (`attention_window`) and a prefill's query blocks stop at their
-  diagonal: the samples are bit for bit those of attention over the whole 2,048-slot cache, over several turns."""
+  diagonal: the samples are those of attention over the whole 2,048-slot cache, over several turns (log-probs to
+  float rounding: XLA sums a short dot in another order than a long one)."""
   from exsearch_jax.sampling import engine
   from exsearch_jax.sampling.engine import DecodeSession, attention_window
 
@@ -161,10 +162,13 @@ def test_attention_window_changes_no_result(model, monkeypatch):
     second = session.decode([24] * 8, temperature=0.8, top_p=0.95)
     return first.tokens + second.tokens, first.logprobs + second.logprobs
 
-  windowed = run(2048)
+  (tokens, logprobs) = run(2048)
   monkeypatch.setattr(engine, "attention_window", lambda need, capacity: capacity)
   monkeypatch.setattr(engine, "_prefill_kwargs", lambda *a: {"window": a[-1], "held_bound": None})
-  assert windowed == run(2048)
+  expected, expected_logprobs = run(2048)
+  assert tokens == expected
+  for got, want in zip(logprobs, expected_logprobs):
+    np.testing.assert_allclose(got, want, atol=1e-5)
   assert [attention_window(n, 2048) for n in (1, 128, 129, 300, 5000)] == [128, 128, 256, 512, 2048]
   assert attention_window(300, 200) == 200
 
@@ -189,3 +193,32 @@ def test_a_grammar_over_a_smaller_vocabulary_never_samples_the_padding_ids(model
     for token in row:
       assert grammar.allowed[state, token]
       state = grammar.transition[state, token]
+
+
+def test_prompts_of_very_different_lengths_are_prefilled_in_groups(model):
+  """Short and long prompts in one batch: each group of similar length is its own batch at its own width, so the
+  short ones are not padded to the longest; the rows sample what they sample prefilled together (log-probs to
+  float rounding: another padding width sums in another order)."""
+  from exsearch_jax.sampling.engine import DecodeSession, length_groups
+
+  lengths = [5, 7, 9, 12, 40, 45, 50, 200, 230, 260, 7, 300]
+  assert length_groups(lengths) == [[0, 1, 2, 3, 10], [4, 5], [6], [7, 8], [9, 11]]
+  assert length_groups([20, 21, 30, 31]) == [[0, 1, 2, 3]]  # little padding to save: one batch
+  assert length_groups([5] * 3 + [300], shards=8) == [[0, 1, 2, 3]]  # 8-row groups: no saving
+  rng = np.random.default_rng(3)
+  prompts = [rng.integers(1, CONFIG.vocab_size, n).tolist() for n in lengths]
+
+  def rounds(prefill):
+    session = DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
+    prefill(session)
+    first = session.decode([16] * len(prompts), temperature=1.0)
+    session.extend([[11, 12]] * len(prompts))
+    second = session.decode([16] * len(prompts), temperature=1.0)
+    return session, first.tokens + second.tokens, first.logprobs + second.logprobs
+
+  grouped, tokens, logprobs = rounds(lambda s: s.start(prompts))
+  together, expected, expected_logprobs = rounds(lambda s: s.extend(prompts))
+  assert tokens == expected
+  for got, want in zip(logprobs, expected_logprobs):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(grouped.cache.lengths), np.asarray(together.cache.lengths))

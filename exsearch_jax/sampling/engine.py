@@ -4,8 +4,9 @@ rounds with per-row stops that return to the host.
 A `DecodeSession` holds one cache for a batch of rows across many turns: `extend` prefills only the
 tokens appended to each row (a retrieved passage, a user turn), `decode` samples until every live row
 hits end-of-sequence, a stop sequence or its budget. Row r samples the token at cache position p with
-key fold_in(key_r, p), so results depend neither on the batch a row is in nor on how its turns were cut.
-Shapes are bucketed (powers of two) so a run compiles a handful of programs; `compiles` counts them.
+key fold_in(key_r, p), so its draws depend neither on the batch a row is in nor on how its turns were cut;
+the batch decides the padding and the attention window, which move the logits by float rounding only (a
+run is deterministic; the same row in another batch can, rarely, sample another token). Shapes are bucketed (powers of two) so a run compiles a handful of programs; `compiles` counts them.
 """
 
 from __future__ import annotations
@@ -35,8 +36,9 @@ def bucket(n: int, minimum: int = 16) -> int:
 
 def attention_window(need: int, capacity: int) -> int:
   """Cache slots the attention reads when no row will hold more than `need`: a power of two (>= 128), at most
-  `capacity`. Slots past a row's length are masked to exact zeros, so the window changes no result, only
-  the time: attention over an 8,192-slot cache whose rows hold 300 tokens reads 512 slots."""
+  `capacity`. Slots past a row's length are masked to zeros, so the window changes the time, and float rounding
+  only (XLA sums a short dot in another order): attention over an 8,192-slot cache whose rows hold 300 tokens
+  reads 512 slots."""
   return min(int(capacity), bucket(need, minimum=128))
 
 
@@ -48,6 +50,22 @@ def _prefill_kwargs(held: int, width: int, need: int, capacity: int) -> dict:
     window = attention_window(held + width, capacity)
     return {"window": window, "held_bound": window - width}
   return {"window": attention_window(need, capacity), "held_bound": None}
+
+
+def length_groups(lengths: Sequence[int], shards: int = 1, saving: float = 0.5) -> list[list[int]]:
+  """Indices of prompts to prefill together: one group per prefill width, when that computes at most `saving`
+  of the padded tokens of one batch at the longest prompt's width (16 prompts of 37-360 tokens: 43%), else one
+  group. Each group is a batch of its own (rows a power of two that `shards` divides): more programs to compile,
+  far less padding."""
+  rows = lambda n: -(-bucket(n, minimum=1) // shards) * shards  # noqa: E731
+  widths = [_prefill_width(max(n, 1)) for n in lengths]
+  groups: dict[int, list[int]] = {}
+  for i, w in sorted(enumerate(widths), key=lambda iw: iw[1]):
+    groups.setdefault(w, []).append(i)
+  together = rows(len(lengths)) * max(widths, default=16)
+  if len(groups) > 1 and sum(rows(len(g)) * w for w, g in groups.items()) <= saving * together:
+    return list(groups.values())
+  return [list(range(len(lengths)))]
 
 
 def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple:
@@ -182,12 +200,14 @@ def _extend(graphdef, state, cache, last, ids, mask, *, sharding, window, held_b
 
 
 @functools.partial(jax.jit, static_argnames=("sharding",))
-def _copy_rows(cache, last, source, live, *, sharding):
-  """Row r of the result is row `source[r]` of (cache, last); rows not `live` are left empty."""
+def _gather_rows(parts, source, live, *, sharding):
+  """Row r of the result is row `source[r]` of the (cache, last) pairs in `parts` stacked in order; rows not
+  `live` are left empty."""
   compiles["count"] += 1
-  cache = jax.tree.map(lambda x: x[source], cache)
+  stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs)[source], *parts)
+  cache, last = stacked
   cache = dataclasses.replace(cache, lengths=jnp.where(live, cache.lengths, 0))
-  return _constrain(cache, sharding), last[source]
+  return _constrain(cache, sharding), last
 
 
 class _SamplingState(NamedTuple):
@@ -349,10 +369,11 @@ class DecodeSession:
 
   def start(self, prompts: Sequence[Sequence[int]]):
     """Prefills each row's first tokens into this fresh session, computing shared tokens once (vLLM's prefix
-    caching): rows with the same prompt (the samples of one question) are prefilled once, in a smaller batch,
-    and their cache rows copied; a prefix common to all prompts of at least `SHARED_PREFIX` tokens (the
-    instruction and chat template before the question) is prefilled once and copied before the rest.
-    `prefill_tokens` counts the prompt tokens asked for and those computed."""
+    caching) and padding little: rows with the same prompt (the samples of one question) are prefilled once and
+    their cache rows copied; a prefix common to all prompts of at least `SHARED_PREFIX` tokens (the instruction
+    and chat template before the question) is prefilled once and copied before the rest; prompts of very
+    different lengths are prefilled in groups of similar length (`length_groups`). `prefill_tokens` counts the
+    prompt tokens asked for and those computed."""
     if self.lengths.any():
       raise ValueError("start: the session already holds tokens; use extend")
     for tokens in prompts:
@@ -363,22 +384,35 @@ class DecodeSession:
     unique = list(first)
     common = _common_prefix(unique) if len(unique) > 1 else ()
     common = common if len(common) >= SHARED_PREFIX else ()
+    own = [p[len(common) :] for p in unique]
     self.prefill_tokens["requested"] += sum(len(p) for p in prompts)
-    self.prefill_tokens["computed"] += len(common) + sum(len(p) - len(common) for p in unique)
-    if len(unique) == len(prompts) and not common:
+    self.prefill_tokens["computed"] += len(common) + sum(map(len, own))
+    groups = length_groups([len(t) for t in own], self.shards)
+    if len(unique) == len(prompts) and not common and len(groups) == 1:
       self.extend(prompts)
       return
-    batch = -(-bucket(len(unique), minimum=1) // self.shards) * self.shards
-    cache, last = self._prefilled(batch, [common] if common else unique)
-    if common:  # the prefix's row copied to every distinct prompt's row, then each prompt's own tokens
-      live = np.arange(batch) < len(unique)
-      cache, last = _copy_rows(cache, last, np.zeros(batch, np.int32), live, sharding=self.sharding)
-      cache, last = self._prefilled(batch, [p[len(common) :] for p in unique], cache, last, len(common))
+    prefix = self._prefilled(self.shards, [common]) if common else None
+    caches, where = [], {}
+    for group in groups:
+      height = self._row_bucket(len(group))
+      if prefix is None:
+        cache, last = self._prefilled(height, [own[i] for i in group])
+      else:  # the prefix's row copied to each of the group's rows, then each prompt's own tokens
+        live = np.arange(height) < len(group)
+        cache, last = _gather_rows((prefix,), np.zeros(height, np.int32), live, sharding=self.sharding)
+        cache, last = self._prefilled(height, [own[i] for i in group], cache, last, len(common))
+      offset = sum(c[1].shape[0] for c in caches)
+      where.update({i: offset + j for j, i in enumerate(group)})
+      caches.append((cache, last))
     rows = np.zeros(self.rows, np.int32)
-    rows[: len(source)] = source
+    rows[: len(source)] = [where[s] for s in source]
     live = np.arange(self.rows) < len(prompts)
-    self.cache, self.last = _copy_rows(cache, last, rows, live, sharding=self.sharding)
+    self.cache, self.last = _gather_rows(tuple(caches), rows, live, sharding=self.sharding)
     self.lengths[: len(prompts)] = [len(p) for p in prompts]
+
+  def _row_bucket(self, n: int) -> int:
+    """Rows of a batch of n: a power of two that every shard divides."""
+    return -(-bucket(n, minimum=1) // self.shards) * self.shards
 
   def _prefilled(self, batch: int, token_lists, cache=None, last=None, held: int = 0):
     """(cache, last logits) of `batch` rows after appending token_lists[r] to row r (a fresh cache unless given,
@@ -491,5 +525,5 @@ def generate(
       width + bucket(max_new_tokens, minimum=8),
       seeds=[(seed * 1_000_003 + i) % (1 << 32) for i in range(len(prompts))],
   )
-  session.extend(prompts)
+  session.start(prompts)
   return session.decode([max_new_tokens] * len(prompts), temperature, top_p, top_k, stop, eos).tokens
