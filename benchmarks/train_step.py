@@ -3,7 +3,6 @@
   python benchmarks/train_step.py [--models smollm2,demo] [--shapes 4x256] [--repeats 7] [--single-thread]
                                   [--quick] [--random-init] [--dtype float32|bfloat16] [--f32-matmul tf32]
                                   [--torch-device cuda] [--peak-tflops 989] [--side both|ours|torch]
-                                  [--attention grouped|heads_major]
 
 One step on both sides: weighted per-sequence-mean NLL over the loss-masked target tokens (divided by
 the number of real rows), global-norm clipping at 1.0, AdamW (0.9, 0.999, eps 1e-8, no decay), same lr.
@@ -175,7 +174,7 @@ def random_init_pair(config, seed=0, device="cpu", torch_side=True, embed_scale=
   return make, reference.to(device)
 
 
-def load_models(name, random_init=False, dtype="float32", device="cpu", torch_side=True, attention="grouped"):
+def load_models(name, random_init=False, dtype="float32", device="cpu", torch_side=True):
   """(a function making our model, the transformers model on `device` or None without `torch_side`, the
   config) with the same weights in `dtype`."""
   from exsearch_jax.models import DecoderConfig, from_pretrained, load_config
@@ -195,19 +194,12 @@ def load_models(name, random_init=False, dtype="float32", device="cpu", torch_si
       reference = AutoModelForCausalLM.from_pretrained(
           os.path.dirname(path), gguf_file=os.path.basename(path), dtype=getattr(torch, dtype)
       ).to(device)
-    config = load_config(path, dtype=dtype, param_dtype=dtype, attention=attention)
-    return lambda: from_pretrained(path, dtype=dtype, attention=attention), reference, config
+    return lambda: from_pretrained(path, dtype=dtype), reference, load_config(path, dtype=dtype, param_dtype=dtype)
   if name == "demo":
     from exsearch_jax.config import get_config
 
     config = DecoderConfig(
-        **{
-            **get_config("demo").model.init.to_dict(),
-            "vocab_size": DEMO_VOCAB,
-            "dtype": dtype,
-            "param_dtype": dtype,
-            "attention": attention,
-        }
+        **{**get_config("demo").model.init.to_dict(), "vocab_size": DEMO_VOCAB, "dtype": dtype, "param_dtype": dtype}
     )
     return (*random_init_pair(config, device=device, torch_side=torch_side, host=False), config)
   raise ValueError(f"unknown model {name!r}; choose from {sorted(SHAPES)}")
@@ -226,17 +218,7 @@ def peak_tflops(device_kind):
 
 
 def run(
-    name,
-    shapes,
-    repeats,
-    warmup=2,
-    log=print,
-    random_init=False,
-    dtype="float32",
-    device="cpu",
-    peak=None,
-    side="both",
-    attention="grouped",
+    name, shapes, repeats, warmup=2, log=print, random_init=False, dtype="float32", device="cpu", peak=None, side="both"
 ):
   """Rows of (model, shape, real tokens, ours tok/s, torch tok/s, ratio, min and max ratio of a step pair,
   first-step losses ours and torch, MFU ours and torch (None without a peak), first-step seconds ours (with
@@ -245,9 +227,7 @@ def run(
 
   sides = ("ours", "torch") if side == "both" else (side,)
   clock = time.perf_counter()
-  make_ours, reference, config = load_models(
-      name, random_init, dtype, device, torch_side="torch" in sides, attention=attention
-  )
+  make_ours, reference, config = load_models(name, random_init, dtype, device, torch_side="torch" in sides)
   n_params = count_parameters(config)
   log(
       f"{name}: {n_params / 1e6:.2f}M parameters, {dtype}, sides {'+'.join(sides)}, torch on {device}; "
@@ -369,9 +349,6 @@ def main():
   )
   parser.add_argument("--torch-device", default="", help="default: cuda if torch sees a GPU, else cpu")
   parser.add_argument(
-      "--attention", default="grouped", choices=("grouped", "heads_major"), help="our uncached attention kernel"
-  )
-  parser.add_argument(
       "--side",
       default="both",
       choices=("both", "ours", "torch"),
@@ -443,7 +420,6 @@ def main():
         peak=peak,
         side=args.side,
         log=lambda line: print(line, flush=True),
-        attention=args.attention,
     )
 
 

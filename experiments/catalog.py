@@ -231,12 +231,6 @@ EXPERIMENTS: dict[str, Experiment] = {
             minutes={"smoke": 1.0, "full": 18.0},
         ),
         _demo(
-            "train_kernel",
-            "Does the faster heads-major attention kernel for training (model.attention) change what the demo "
-            "learns? It computes the same function, with other float rounding.",
-            [Variant("grouped"), Variant("heads_major", {"model.attention": "heads_major"})],
-        ),
-        _demo(
             "retriever",
             "Does the retriever change what EM learns: BM25 against dense MiniLM with ScaNN or exact " "search?",
             [

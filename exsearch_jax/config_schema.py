@@ -143,9 +143,6 @@ class ModelConfig(Section):
   dtype: str = field("float32", choice(_choices("exsearch_jax.models.decoder_config", "DTYPES")))  # compute dtype
   param_dtype: str = field("float32", choice(_choices("exsearch_jax.models.decoder_config", "DTYPES")))
   init: dict = field({}, _architecture)  # DecoderConfig fields of a from-scratch model (no checkpoint)
-  # the uncached attention kernel (training, scoring): grouped, or heads_major (faster on XLA CPU for small
-  # heads; other float rounding: see docs/benchmarks.md)
-  attention: str = field("grouped", choice(_choices("exsearch_jax.models.decoder_config", "ATTENTION_KERNELS")))
 
 
 @dataclasses.dataclass(frozen=True)

@@ -40,34 +40,6 @@ def test_left_padded_batch_matches_transformers(checkpoints, case):
   assert np.abs(got[real] - ref[real]).max() <= 1e-4
 
 
-@pytest.mark.parametrize("case", ["llama_gqa4_tied_theta", "qwen2_gqa_bias", "mistral_gqa_window"])
-def test_heads_major_attention_matches_transformers_and_its_gradients_the_grouped_kernel(checkpoints, tmp_path, case):
-  """`model.attention=heads_major` (the uncached kernel folding a KV head's query group into the query axis) is the
-  same function: logits within 1e-4 of transformers on a left-padded batch, gradients within 1e-5 of grouped."""
-  import jax
-  from flax import nnx
-
-  from exsearch_jax.models import save_pretrained
-
-  hf, grouped = checkpoints[case]
-  save_pretrained(grouped, str(tmp_path))
-  heads_major = from_pretrained(str(tmp_path), attention="heads_major")
-  assert heads_major.config.attention == "heads_major"
-  ids = np.random.default_rng(1).integers(0, hf.config.vocab_size, (3, 20))
-  mask = np.ones_like(ids)
-  mask[1, :6] = 0
-  real = mask.astype(bool)
-  got = np.asarray(heads_major(ids, attention_mask=mask))
-  assert np.abs(got[real] - hf_logits(hf, ids, mask)[real]).max() <= 1e-4
-
-  def grads(model):
-    loss = lambda m: (m(ids, attention_mask=mask)[real] ** 2).mean()  # noqa: E731
-    return jax.tree.leaves(nnx.state(nnx.grad(loss)(model), nnx.Param))
-
-  for a, b in zip(grads(grouped), grads(heads_major)):
-    np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5, rtol=1e-4)
-
-
 def _tiny(**kw):
   base = dict(
       vocab_size=101,

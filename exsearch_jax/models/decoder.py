@@ -131,29 +131,12 @@ class Attention(nnx.Module):
     """Softmax attention of q (B,T,H,D) over k, v (B,S,KV,D), or (B,KV,S,D) as the cache holds them
     (`kv_layout="bksd"`); mask (B,T,S). f32 scores and softmax."""
     cfg = self.config
-    if cfg.attention == "heads_major" and kv_layout == "bskd":
-      return self._attend_heads_major(q, k, v, mask)
     b, t, h, d = q.shape
     q = q.reshape(b, t, cfg.num_kv_heads, h // cfg.num_kv_heads, d)
     scores = jnp.einsum(f"btkgd,{kv_layout}->bkgts", q, k.astype(q.dtype)).astype(jnp.float32) * (d**-0.5)
     scores = jnp.where(mask[:, None, None, :, :], scores, _MASKED)
     probs = jax.nn.softmax(scores, axis=-1).astype(cfg.jnp_dtype)
     return jnp.einsum(f"bkgts,{kv_layout}->btkgd", probs, v.astype(cfg.jnp_dtype)).reshape(b, t, h, d)
-
-  def _attend_heads_major(self, q, k, v, mask):
-    """`attention="heads_major"`: a KV head's G query heads folded into the query axis, one (G*T, S) score
-    block per KV head, and the softmax normalised after the value product (one pass fewer over the scores)."""
-    cfg = self.config
-    b, t, h, d = q.shape
-    kv, g = cfg.num_kv_heads, h // cfg.num_kv_heads
-    q = q.reshape(b, t, kv, g, d).transpose(0, 2, 3, 1, 4).reshape(b, kv, g * t, d)
-    scores = jnp.einsum("bkqd,bskd->bkqs", q, k.astype(q.dtype)).astype(jnp.float32) * (d**-0.5)
-    visible = jnp.broadcast_to(mask[:, None, None], (b, 1, g, t, mask.shape[-1])).reshape(b, 1, g * t, -1)
-    scores = jnp.where(visible, scores, _MASKED)
-    weights = jnp.exp(scores - scores.max(axis=-1, keepdims=True))
-    out = jnp.einsum("bkqs,bskd->bkqd", weights.astype(cfg.jnp_dtype), v.astype(cfg.jnp_dtype))
-    out = out / weights.sum(axis=-1, keepdims=True).astype(out.dtype)
-    return out.reshape(b, kv, g, t, d).transpose(0, 3, 1, 2, 4).reshape(b, t, h, d)
 
   def _attend_one(self, q, k, v, mask):
     """One query per row (a decode step) over the cache k, v (B,KV,S,D); mask (B,1,S). Written as

@@ -21,10 +21,6 @@ ARCHITECTURES = {
 }
 MODEL_TYPES = {model_type: arch for arch, (model_type, _) in ARCHITECTURES.items()}
 DTYPES = {"float32": jnp.float32, "bfloat16": jnp.bfloat16, "float16": jnp.float16}
-# How the uncached forward (training, scoring) computes attention; decoding from the cache is the same for both.
-# grouped: scores per (KV head, query group), softmax, then the values. heads_major: each KV head's query group
-# folded into the query axis (one (G*T, S) block per KV head) and the softmax normalised after the value product.
-ATTENTION_KERNELS = ("grouped", "heads_major")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +47,6 @@ class DecoderConfig:
   initializer_range: float = 0.02
   param_dtype: str = "float32"
   dtype: str = "float32"
-  attention: str = "grouped"  # one of ATTENTION_KERNELS (not part of the HF config)
 
   def __post_init__(self):
     if self.architecture not in ARCHITECTURES:
@@ -60,8 +55,6 @@ class DecoderConfig:
       raise CheckpointError(
           f"num_attention_heads={self.num_heads} is not a multiple of num_key_value_heads={self.num_kv_heads}"
       )
-    if self.attention not in ATTENTION_KERNELS:
-      raise CheckpointError(f"attention={self.attention!r}; choose one of {list(ATTENTION_KERNELS)}")
     for field in ("param_dtype", "dtype"):
       if getattr(self, field) not in DTYPES:
         raise CheckpointError(f"{field}={getattr(self, field)!r}; choose one of {sorted(DTYPES)}")

@@ -62,16 +62,11 @@ def load_config(path: str, **overrides) -> DecoderConfig:
 
 
 def from_pretrained(
-    path: str,
-    dtype: Optional[str] = None,
-    param_dtype: Optional[str] = None,
-    mesh: Optional[Mesh] = None,
-    attention: Optional[str] = None,
+    path: str, dtype: Optional[str] = None, param_dtype: Optional[str] = None, mesh: Optional[Mesh] = None
 ) -> Decoder:
   """Loads an HF directory (config.json + safetensors) or a `.gguf` file.
 
-  dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32);
-  attention: the uncached attention kernel (`ATTENTION_KERNELS`, default grouped).
+  dtype: compute dtype ("float32"/"bfloat16"); param_dtype: storage dtype (defaults to dtype, else float32).
   """
   path = os.fspath(path)
   tensors: GGUFCheckpoint | SafetensorsCheckpoint
@@ -86,8 +81,6 @@ def from_pretrained(
     overrides["dtype"] = dtype
   if param_dtype or dtype:
     overrides["param_dtype"] = param_dtype or dtype
-  if attention:
-    overrides["attention"] = attention
   config = DecoderConfig.from_hf_dict(raw, source=source, **overrides)
   return build_from_tensors(config, tensors, mesh)
 
@@ -149,12 +142,6 @@ def build_model(model_config, mesh: Optional[Mesh] = None, seed: int = 0) -> Dec
         dtype=model_config.dtype,
         param_dtype=model_config.param_dtype,
         mesh=mesh,
-        attention=model_config.attention,
     )
-  config = DecoderConfig(
-      **dict(model_config.init),
-      dtype=model_config.dtype,
-      param_dtype=model_config.param_dtype,
-      attention=model_config.attention,
-  )
+  config = DecoderConfig(**dict(model_config.init), dtype=model_config.dtype, param_dtype=model_config.param_dtype)
   return init_model(config, mesh=mesh, seed=seed)
