@@ -13,6 +13,11 @@ from typing import Optional
 import jax
 import orbax.checkpoint as ocp
 
+# Seconds a save may take before orbax gives up on it and raises. Its default, 20 minutes, counts wall time:
+# a run whose machine was suspended (or whose process was stopped) during a save died on resume, though the
+# save was fine. A run that is genuinely stuck is the peer watchdog's business, not this timer's.
+SAVE_TIMEOUT_S = 24 * 3600
+
 
 class RunCheckpoints:
   """`save(step, trainer, position)`; `restore_latest(trainer) -> position or None`."""
@@ -21,7 +26,9 @@ class RunCheckpoints:
     self.directory = os.path.abspath(directory)
     self.manager = ocp.CheckpointManager(
         self.directory,
-        options=ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=max_to_keep, create=True, async_options=ocp.AsyncOptions(timeout_secs=SAVE_TIMEOUT_S)
+        ),
         item_names=("arrays", "position"),
     )
 

@@ -216,3 +216,18 @@ def _params(model):
   from flax import nnx
 
   return nnx.state(model, nnx.Param)
+
+
+def test_a_save_outlasts_a_suspended_machine(tmp_path):
+  """Orbax gives a save 20 minutes of wall time by default, then raises: a run whose machine slept (or whose
+  process was stopped) during a save died on resume (seen: a sweep stopped for 27 minutes). Run checkpoints
+  allow a day; the save still waits for the disk before `save` returns."""
+  from exsearch_jax.checkpoint import SAVE_TIMEOUT_S, RunCheckpoints
+  from exsearch_jax.em.train_step import Trainer, make_optimizer
+
+  checkpoints = RunCheckpoints(str(tmp_path / "checkpoints"))
+  assert SAVE_TIMEOUT_S >= 24 * 3600
+  assert checkpoints.manager._options.async_options.timeout_secs == SAVE_TIMEOUT_S  # pylint: disable=protected-access
+  trainer = Trainer(tiny_model(), make_optimizer())
+  checkpoints.save(1, trainer, {"done": [], "phase": None, "step": 1})
+  assert checkpoints.latest_step() == 1 and not list(tmp_path.glob("checkpoints/*tmp*"))
