@@ -162,7 +162,7 @@ def test_attention_window_changes_no_result(model, monkeypatch):
     second = session.decode([24] * 8, temperature=0.8, top_p=0.95)
     return first.tokens + second.tokens, first.logprobs + second.logprobs
 
-  (tokens, logprobs) = run(2048)
+  tokens, logprobs = run(2048)
   monkeypatch.setattr(engine, "attention_window", lambda need, capacity: capacity)
   monkeypatch.setattr(engine, "_prefill_kwargs", lambda *a: {"window": a[-1], "held_bound": None})
   expected, expected_logprobs = run(2048)
