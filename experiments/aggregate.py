@@ -235,8 +235,9 @@ def markdown(exp: Experiment, records: Sequence[RunRecord], size: str, commands:
       + [
           "```",
           "",
-          f"Revision {meta.get('revision')}; {machine}; resolved configs in `configs/{size}/`, "
-          "one record per run in `runs.jsonl`.",
+          f"Runs at revision {', '.join(sorted({r.revision for r in records})) or '-'} (this page written at "
+          f"{meta.get('revision')}); {machine}; resolved configs in `configs/{size}/`, one record per run in "
+          "`runs.jsonl`.",
           "",
       ]
   )
