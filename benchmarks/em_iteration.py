@@ -64,7 +64,9 @@ def timed_sessions():
       begin = time.perf_counter()
       super().start(prompts)
       jax.block_until_ready(self.last)
-      TimedSession.starts.append((self.rows, self.capacity, list(prompts), time.perf_counter() - begin))
+      # copies: the rollout appends each turn to the very lists it passed as prompts
+      prompts = [list(p) for p in prompts]
+      TimedSession.starts.append((self.rows, self.capacity, prompts, time.perf_counter() - begin))
 
   return TimedSession
 
@@ -296,7 +298,11 @@ def main():
   step = torch_step(reference.train(), 1e-5)
   epochs = args.mstep_steps + 1  # enough batches for the compile step and the timed ones, however few examples
   batches = list(sequences.batches(examples, 8, 1, 2048, 0, 0, epochs, 0))[: args.mstep_steps + 1]
-  trainer.update(batches[0][1], 1e-5)  # compiles
+  start = time.perf_counter()
+  for width in sorted({b.tokens.shape[-1] for _, b in batches[1:]}):  # compiles each width the run would meet
+    trainer.update(next(b for _, b in batches[1:] if b.tokens.shape[-1] == width), 1e-5)
+  jax.block_until_ready(trainer.state.params)
+  print(f"ours: m-step warm-up (compilation) {time.perf_counter() - start:.0f}s", flush=True)
   start = time.perf_counter()
   for _, batch in batches[1:]:
     trainer.update(batch, 1e-5)
@@ -310,9 +316,11 @@ def main():
   phases["m-step", "batched"] = phases["m-step", "reference"] = Phase(time.perf_counter() - start, tokens=tokens)
 
   checkpoints = RunCheckpoints(os.path.join(work, "checkpoints"))
-  start = time.perf_counter()
-  checkpoints.save(1, trainer, {"done": [], "phase": None, "step": 0})
-  phases["checkpoint", "ours"] = Phase(time.perf_counter() - start)
+  for step_number in (1, 2):  # a run saves after every phase: the second save is the one a run repeats
+    start = time.perf_counter()
+    checkpoints.save(step_number, trainer, {"done": [], "phase": None, "step": 0})
+    phases["checkpoint", "ours"] = Phase(time.perf_counter() - start)
+    print(f"ours: checkpoint {step_number} in {phases['checkpoint', 'ours'].seconds:.1f}s", flush=True)
   start = time.perf_counter()
   torch.save(
       {"model": reference.state_dict(), "optimizer": step.optimizer.state_dict()}, os.path.join(work, "torch.pt")

@@ -134,8 +134,8 @@ class Trainer:
     self.param_shardings = state_shardings(params, mesh)
     params = jax.device_put(params, self.param_shardings)
     init = lambda p: tx.init(_split(p, self.mask)[0])  # noqa: E731
-    if mesh is None:
-      self._init_opt = jax.jit(init)
+    if mesh is None:  # committed to the device, as the step's outputs are: else the second step compiles again
+      self._init_opt = jax.jit(init, out_shardings=jax.sharding.SingleDeviceSharding(jax.devices()[0]))
     else:  # moments are sharded like their parameters; counters are replicated
       replicated = jax.sharding.NamedSharding(mesh, jax.sharding.PartitionSpec())
       trained_shardings = _split(self.param_shardings, self.mask)[0]
