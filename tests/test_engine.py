@@ -5,7 +5,7 @@ import pytest
 
 from exsearch_jax.models import DecoderConfig, init_model
 from exsearch_jax.sampling import generate
-from exsearch_jax.sampling.engine import sample_logits
+from exsearch_jax.sampling.token_sampler import sample_logits
 
 CONFIG = DecoderConfig(
     vocab_size=61,
@@ -171,6 +171,41 @@ def test_attention_window_changes_no_result(model, monkeypatch):
     np.testing.assert_allclose(got, want, atol=1e-5)
   assert [attention_window(n, 2048) for n in (1, 128, 129, 300, 5000)] == [128, 128, 256, 512, 2048]
   assert attention_window(300, 200) == 200
+
+
+def test_rows_without_work_are_left_out_of_a_call_with_the_same_results(model, monkeypatch):
+  """When at most half the rows have tokens to append or a budget (the rollout's late turns), a call computes
+  those rows alone: the samples, log-probs and every row's cache are those of the call over all rows."""
+  from exsearch_jax.sampling import engine
+  from exsearch_jax.sampling.engine import DecodeSession
+
+  rng = np.random.default_rng(1)
+  prompts = [rng.integers(1, CONFIG.vocab_size, int(n)).tolist() for n in rng.integers(5, 40, 8)]
+  live = [1, 5]
+  appends = [rng.integers(1, CONFIG.vocab_size, 9).tolist() if r in live else None for r in range(8)]
+  calls = []
+
+  def run():
+    session = DecodeSession(model, 8, 256, seeds=list(range(8)))
+    session.start(prompts)
+    first = session.decode([12] * 8, temperature=0.8, top_p=0.95)
+    session.extend(appends)
+    calls.append(session._compacted(live))  # pylint: disable=protected-access
+    second = session.decode([12 if r in live else 0 for r in range(8)], temperature=0.8, top_p=0.95)
+    return first.tokens + second.tokens, first.logprobs + second.logprobs, second.reasons, session
+
+  tokens, logprobs, reasons, compacted = run()
+  monkeypatch.setattr(engine.DecodeSession, "_compacted", lambda self, live: None)
+  expected, expected_logprobs, expected_reasons, whole = run()
+  assert calls[0].tolist() == live and calls[1] is None
+  assert tokens == expected and reasons == expected_reasons
+  assert all(tokens[8 + r] == [] for r in range(8) if r not in live)
+  for got, want in zip(logprobs, expected_logprobs):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+  np.testing.assert_array_equal(compacted.lengths, whole.lengths)
+  for got, want in zip(compacted.cache.keys + compacted.cache.values, whole.cache.keys + whole.cache.values):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+  np.testing.assert_allclose(np.asarray(compacted.last), np.asarray(whole.last), atol=1e-5)
 
 
 def test_a_grammar_over_a_smaller_vocabulary_never_samples_the_padding_ids(model):

@@ -7,27 +7,23 @@ hits end-of-sequence, a stop sequence or its budget. Row r samples the token at 
 key fold_in(key_r, p), so its draws depend neither on the batch a row is in nor on how its turns were cut;
 the batch decides the padding and the attention window, which move the logits by float rounding only (a
 run is deterministic; the same row in another batch can, rarely, sample another token). Shapes are bucketed
-(powers of two) so a run compiles a handful of programs; `compiles` counts them.
+(powers of two) so a run compiles a handful of programs (`decode_programs`; `compiles` counts them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Iterable, NamedTuple, Optional, Sequence
+from typing import Iterable, Optional, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
-from exsearch_jax.models.decoder import Decoder, KVCache, init_cache
+from exsearch_jax.models.decoder import Decoder
+from exsearch_jax.sampling import decode_programs as programs
+from exsearch_jax.sampling.decode_programs import BUDGET, EOS, STOP, compiles, stop_array  # noqa: F401 (re-exported)
 
-EOS, STOP, BUDGET = 1, 2, 3  # why a row's decode round ended
-compiles = {"count": 0}  # incremented when jit traces a new shape
-_DISALLOWED = -1e30  # logit of a token the grammar forbids (finite: no NaN if a state allowed none)
-CANDIDATES = 256  # nucleus candidates per row (see `sample_logits`)
-WIDE_CANDIDATES = 4096  # ... for the rare row whose nucleus is wider
 SHARED_PREFIX = 32  # tokens common to every prompt of a session worth prefilling once (`DecodeSession.start`)
 
 
@@ -84,240 +80,6 @@ def _prefill_width(n: int) -> int:
   return b * 3 // 4 if b * 3 // 4 >= max(n, 16) else b
 
 
-def sample_logits(logits, key, temperature: float, top_p: float, top_k: int):
-  """Greedy when temperature == 0, else temperature / top-k / nucleus sampling. logits (B, V), key (B,).
-
-  A row draws one uniform and picks its token by inverse CDF over the allowed tokens, best first. The
-  nucleus is looked for among the `CANDIDATES` most likely tokens (`lax.top_k`: a full sort of the
-  vocabulary every step costs more than the model on CPU). A row whose nucleus reaches past them, which
-  is rare at top_p <= 0.95 (< 1% of SmolLM2 steps at temperature 0.8), is redone alone among its
-  `WIDE_CANDIDATES` best tokens, and sorted in full if even those fall short. So the result is exact,
-  and a row's token depends on its own logits and key only, never on the other rows.
-  """
-  if temperature == 0.0:
-    return jnp.argmax(logits, axis=-1).astype(jnp.int32)
-  logits = jnp.asarray(logits, jnp.float32) / temperature
-  u = jax.vmap(jax.random.uniform)(key)
-  if not top_k and top_p >= 1.0:
-    return _pick(jnp.exp(logits - jax.nn.logsumexp(logits, axis=-1, keepdims=True)), u)
-  values, ids = jax.lax.top_k(logits, min(top_k or CANDIDATES, logits.shape[-1]))
-  lse = jax.nn.logsumexp(values if top_k else logits, axis=-1)  # top-k renormalises over its k tokens
-  token, covered = _nucleus(values, ids, lse, u, top_p)
-  if top_k or top_p >= 1.0:
-    return token
-  return _wide_rows(logits, lse, u, top_p, ~covered, token)
-
-
-def _pick(probs, u):
-  """Inverse CDF: the first index whose cumulative (unnormalised) probability reaches u * total."""
-  cum = jnp.cumsum(probs, axis=-1)
-  return jnp.minimum((cum < u[..., None] * cum[..., -1:]).sum(-1), probs.shape[-1] - 1).astype(jnp.int32)
-
-
-def _nucleus(values, ids, lse, u, top_p):
-  """Picks among candidates sorted best first (values, ids (..., k)); `covered`: the nucleus fits in them."""
-  probs = jnp.exp(values - lse[..., None])
-  cum = jnp.cumsum(probs, axis=-1)
-  keep = cum - probs < top_p  # the first token past top_p is kept
-  token = jnp.take_along_axis(ids, _pick(jnp.where(keep, probs, 0.0), u)[..., None], axis=-1)[..., 0]
-  return token, cum[..., -1] >= top_p
-
-
-def _wide_rows(logits, lse, u, top_p, rows, token):
-  """Redoes the flagged rows one at a time among their WIDE_CANDIDATES best tokens, or the whole vocabulary."""
-  wide = min(WIDE_CANDIDATES, logits.shape[-1])
-
-  def body(state):
-    token, rows = state
-    r = jnp.argmax(rows)
-    row = logits[r]
-    best, covered = _nucleus(*jax.lax.top_k(row, wide), lse[r], u[r], top_p)
-
-    def full_sort():
-      order = jnp.argsort(-row)
-      return _nucleus(row[order], order, lse[r], u[r], top_p)[0]
-
-    return token.at[r].set(jax.lax.cond(covered, lambda: best, full_sort)), rows.at[r].set(False)
-
-  return jax.lax.while_loop(lambda s: s[1].any(), body, (token, rows))[0]
-
-
-def _ends_with_stop(out, length, stops):
-  """True per row when the generated tokens out[:, :length] end with one of `stops` (S, L; -1 = pad)."""
-  if stops.shape[0] == 0:
-    return jnp.zeros(out.shape[0], bool)
-  width = stops.shape[1]
-  idx = length[:, None] - width + jnp.arange(width)[None, :]
-  tail = jnp.where(idx >= 0, jnp.take_along_axis(out, jnp.maximum(idx, 0), axis=1), -2)
-  match = (stops[None, :, :] == -1) | (tail[:, None, :] == stops[None, :, :])  # stops right-aligned
-  return match.all(axis=-1).any(axis=-1)
-
-
-def _constrain(cache: KVCache, sharding) -> KVCache:
-  if sharding is None:
-    return cache
-  return jax.tree.map(
-      lambda x: jax.lax.with_sharding_constraint(
-          x,
-          jax.sharding.NamedSharding(
-              sharding.mesh, jax.sharding.PartitionSpec(sharding.spec[0], *([None] * (x.ndim - 1)))
-          ),
-      ),
-      cache,
-  )
-
-
-@functools.partial(jax.jit, static_argnames=("graphdef", "batch", "capacity", "sharding"))
-def _new_cache(graphdef, state, *, batch, capacity, sharding):
-  compiles["count"] += 1
-  return _constrain(init_cache(nnx.merge(graphdef, state).config, batch, capacity), sharding)
-
-
-@functools.partial(
-    jax.jit, static_argnames=("graphdef", "sharding", "window", "held_bound"), donate_argnames=("cache", "last")
-)
-def _extend(graphdef, state, cache, last, ids, mask, *, sharding, window, held_bound):
-  """Appends the real tokens of each row; rows with no real token keep their cache and last logits.
-
-  Each row's last real token goes in on its own, after the others: only its logits are needed, and
-  computing (rows, width, vocab) logits would cost a fifth of a prefill's time and gigabytes of memory.
-  """
-  compiles["count"] += 1
-  model = nnx.merge(graphdef, state)
-  width = ids.shape[1]
-  count = mask.sum(1)
-  final = width - 1 - jnp.argmax(mask[:, ::-1], axis=1)
-  _, cache = model.decode(
-      ids,
-      cache,
-      attention_mask=mask & (jnp.arange(width)[None, :] != final[:, None]),
-      window=window,
-      held_bound=held_bound,
-  )
-  logits, cache = model.decode(
-      jnp.take_along_axis(ids, final[:, None], axis=1), cache, attention_mask=(count > 0)[:, None], window=window
-  )
-  return _constrain(cache, sharding), jnp.where((count > 0)[:, None], logits[:, 0], last)
-
-
-@functools.partial(jax.jit, static_argnames=("sharding",))
-def _gather_rows(parts, source, live, *, sharding):
-  """Row r of the result is row `source[r]` of the (cache, last) pairs in `parts` stacked in order; rows not
-  `live` are left empty."""
-  compiles["count"] += 1
-  stacked = jax.tree.map(lambda *xs: jnp.concatenate(xs)[source], *parts)
-  cache, last = stacked
-  cache = dataclasses.replace(cache, lengths=jnp.where(live, cache.lengths, 0))
-  return _constrain(cache, sharding), last
-
-
-class _SamplingState(NamedTuple):
-  """The decode loop's carry: one row per trajectory."""
-
-  cache: object  # KVCache, every row's keys and values so far
-  out: jax.Array  # (B, max_new) tokens sampled this round
-  logprobs: jax.Array  # (B, max_new) their log-probabilities under the model
-  lengths: jax.Array  # (B,) tokens sampled per row
-  done: jax.Array  # (B,) rows that stopped (or were idle)
-  reason: jax.Array  # (B,) why: EOS, STOP, BUDGET (0 while running)
-  automaton: jax.Array  # (B,) grammar state per row (0 without a grammar)
-
-
-@functools.partial(
-    jax.jit,
-    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window"),
-    donate_argnames=("cache",),
-)
-def _decode(
-    graphdef,
-    state,
-    cache,
-    last,
-    budget,
-    keys,
-    stop_ids,
-    eos_ids,
-    grammar,
-    *,
-    max_new,
-    temperature,
-    top_p,
-    top_k,
-    sharding,
-    window,
-):
-  """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed.
-  Attention reads the first `window` cache slots, which hold every row's tokens and its budget.
-
-  `grammar`: None, or (allowed (S, V), transition (S, V), to_end (S,), half_spent (S,), row states (B,)):
-  each row samples among the tokens its state allows that still let the turn end within its budget, and
-  moves to the state its token leads to (to `half_spent[state]` once half its budget is written; see
-  `grammar.py`). Log-probs are the model's own, before the mask.
-  """
-  compiles["count"] += 1
-  model = nnx.merge(graphdef, state)
-  batch = last.shape[0]
-  rows = jnp.arange(batch)
-
-  def sample(logits, positions, automaton, written):
-    step_keys = jax.vmap(jax.random.fold_in)(keys, positions)
-    masked = logits
-    if grammar is not None:
-      allowed, transition, to_end, half_spent = grammar[:4]
-      automaton = jnp.where(2 * written >= budget, half_spent[automaton], automaton)
-      fits = 1 + to_end[transition[automaton]] <= (budget - written)[:, None]
-      masked = jnp.where(allowed[automaton] & fits, logits, _DISALLOWED)
-    token = sample_logits(masked, step_keys, temperature, top_p, top_k)
-    logprob = jnp.take_along_axis(jax.nn.log_softmax(logits.astype(jnp.float32)), token[:, None], 1)[:, 0]
-    return token, logprob, automaton if grammar is None else grammar[1][automaton, token]
-
-  def finished(out, lengths, token, done):
-    reason = jnp.where(
-        jnp.isin(token, eos_ids),
-        EOS,
-        jnp.where(_ends_with_stop(out, lengths, stop_ids), STOP, jnp.where(lengths >= budget, BUDGET, 0)),
-    )
-    return jnp.where(done, 0, reason)
-
-  automaton = jnp.zeros((batch,), jnp.int32) if grammar is None else grammar[4]
-  first, first_lp, automaton = sample(last, cache.lengths, automaton, jnp.zeros((batch,), jnp.int32))
-  out = jnp.zeros((batch, max_new), jnp.int32).at[:, 0].set(first)
-  logprobs = jnp.zeros((batch, max_new), jnp.float32).at[:, 0].set(first_lp)
-  idle = budget <= 0
-  lengths = jnp.where(idle, 0, 1).astype(jnp.int32)
-  reason = finished(out, lengths, first, idle)
-  done = idle | (reason > 0)
-
-  def body(s: _SamplingState) -> _SamplingState:
-    token = s.out[rows, jnp.maximum(s.lengths - 1, 0)]
-    logits, cache = model.decode(token[:, None], s.cache, attention_mask=~s.done[:, None], window=window)
-    nxt, lp, moved = sample(logits[:, 0], cache.lengths, s.automaton, s.lengths)
-    write = jnp.where(s.done, max_new, s.lengths)
-    lengths = s.lengths + (~s.done).astype(jnp.int32)
-    out = s.out.at[rows, write].set(nxt, mode="drop")
-    new_reason = finished(out, lengths, nxt, s.done)
-    return _SamplingState(
-        cache=cache,
-        out=out,
-        logprobs=s.logprobs.at[rows, write].set(lp, mode="drop"),
-        lengths=lengths,
-        done=s.done | (new_reason > 0),
-        reason=jnp.maximum(s.reason, new_reason),
-        automaton=jnp.where(s.done, s.automaton, moved),
-    )
-
-  final = jax.lax.while_loop(
-      lambda s: ~s.done.all(), body, _SamplingState(cache, out, logprobs, lengths, done, reason, automaton)
-  )
-  return _constrain(final.cache, sharding), final.out, final.logprobs, final.lengths, final.reason
-
-
-def stop_array(stop: Iterable[Sequence[int]]) -> np.ndarray:
-  stops = [list(s) for s in stop if len(s)]
-  width = max((len(s) for s in stops), default=1)
-  return np.array([[-1] * (width - len(s)) + s for s in stops], np.int32).reshape(len(stops), width)
-
-
 @dataclasses.dataclass
 class Round:
   """One decode round's result per row: new tokens (stop token included), their log-probs, why it ended."""
@@ -338,7 +100,9 @@ class DecodeSession:
       raise ValueError(f"need one seed per row ({rows}), got {len(seeds)}")
     seeds = list(seeds) + [0] * (self.rows - rows)
     self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
-    self.cache = _new_cache(self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding)
+    self.cache = programs.new_cache(
+        self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding
+    )
     self.last = jnp.zeros((self.rows, model.config.vocab_size), jnp.float32)
     self.lengths = np.zeros(self.rows, np.int64)  # host mirror of the cache lengths
     self._grammar: Optional[tuple] = None  # (TurnGrammar, its tables on device), uploaded once per session
@@ -348,6 +112,7 @@ class DecodeSession:
     """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
     width = _prefill_width(max((len(a) for a in appends if a), default=1))
     held = int(self.lengths.max())
+    held_before = self.lengths.copy()
     ids, mask = np.zeros((self.rows, width), np.int32), np.zeros((self.rows, width), bool)
     for r, tokens in enumerate(appends):
       if tokens:
@@ -357,16 +122,42 @@ class DecodeSession:
           )
         ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
         self.lengths[r] += len(tokens)
-    self.cache, self.last = _extend(
+    rows = self._compacted([r for r, tokens in enumerate(appends) if tokens])
+    if rows is None:
+      self.cache, self.last = programs.extend(
+          self.graphdef,
+          self.state,
+          self.cache,
+          self.last,
+          ids,
+          mask,
+          sharding=self.sharding,
+          **_prefill_kwargs(held, width, int(self.lengths.max()), self.capacity),
+      )
+      return
+    self.cache, self.last = programs.extend_rows(
         self.graphdef,
         self.state,
         self.cache,
         self.last,
-        ids,
-        mask,
+        rows,
+        ids[rows],
+        mask[rows],
         sharding=self.sharding,
-        **_prefill_kwargs(held, width, int(self.lengths.max()), self.capacity),
+        **_prefill_kwargs(int(held_before[rows].max()), width, int(self.lengths[rows].max()), self.capacity),
     )
+
+  def _compacted(self, live: Sequence[int]) -> Optional[np.ndarray]:
+    """The rows a call computes when only `live` rows have work: those rows padded to a bucket with the idle
+    rows holding the fewest tokens (the attention window spans the longest row), when that bucket is at most half
+    the session's rows; else None (all rows, no copies). The late turns of a rollout, when most trajectories have
+    answered, cost what their live rows cost."""
+    height = self._row_bucket(len(live))
+    if 2 * height > self.rows:
+      return None
+    taken = set(live)
+    idle = sorted((r for r in range(self.rows) if r not in taken), key=lambda r: self.lengths[r])
+    return np.asarray(sorted([*live, *idle[: height - len(live)]]), np.int32)
 
   def start(self, prompts: Sequence[Sequence[int]]):
     """Prefills each row's first tokens into this fresh session, computing shared tokens once (vLLM's prefix
@@ -400,7 +191,7 @@ class DecodeSession:
         cache, last = self._prefilled(height, [own[i] for i in group])
       else:  # the prefix's row copied to each of the group's rows, then each prompt's own tokens
         live = np.arange(height) < len(group)
-        cache, last = _gather_rows((prefix,), np.zeros(height, np.int32), live, sharding=self.sharding)
+        cache, last = programs.gather_rows((prefix,), np.zeros(height, np.int32), live, sharding=self.sharding)
         cache, last = self._prefilled(height, [own[i] for i in group], cache, last, len(common))
       offset = sum(c[1].shape[0] for c in caches)
       where.update({i: offset + j for j, i in enumerate(group)})
@@ -408,7 +199,7 @@ class DecodeSession:
     rows = np.zeros(self.rows, np.int32)
     rows[: len(source)] = [where[s] for s in source]
     live = np.arange(self.rows) < len(prompts)
-    self.cache, self.last = _gather_rows(tuple(caches), rows, live, sharding=self.sharding)
+    self.cache, self.last = programs.gather_rows(tuple(caches), rows, live, sharding=self.sharding)
     self.lengths[: len(prompts)] = [len(p) for p in prompts]
 
   def _row_bucket(self, n: int) -> int:
@@ -419,13 +210,13 @@ class DecodeSession:
     """(cache, last logits) of `batch` rows after appending token_lists[r] to row r (a fresh cache unless given,
     whose rows hold `held` tokens each)."""
     if cache is None:
-      cache = _new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
+      cache = programs.new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
       last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
     width = _prefill_width(max((len(t) for t in token_lists), default=1))
     ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
     for r, tokens in enumerate(token_lists):
       ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
-    return _extend(
+    return programs.extend(
         self.graphdef,
         self.state,
         cache,
@@ -468,27 +259,48 @@ class DecodeSession:
         allowed = np.pad(grammar.allowed, ((0, 0), (0, max(extra, 0))))
         transition = np.pad(grammar.transition, ((0, 0), (0, max(extra, 0))), mode="edge")
         self._grammar = (grammar, *map(jnp.asarray, (allowed, transition, grammar.to_end, grammar.half_spent)))
-      rows = np.zeros(self.rows, np.int32)
-      rows[: len(states)] = states
-      automaton = (*self._grammar[1:], rows)
-    self.cache, out, logprobs, lengths, reasons = _decode(
-        self.graphdef,
-        self.state,
-        self.cache,
-        self.last,
-        budget,
-        self.keys,
-        stop_array(stop),
-        eos,
-        automaton,
-        max_new=max_new,
-        temperature=float(temperature),
-        top_p=float(top_p),
-        top_k=int(top_k),
-        sharding=self.sharding,
-        window=attention_window(int((self.lengths + budget).max()), self.capacity),
+      row_states = np.zeros(self.rows, np.int32)
+      row_states[: len(states)] = states
+      automaton = (*self._grammar[1:], row_states)
+    static = dict(
+        max_new=max_new, temperature=float(temperature), top_p=float(top_p), top_k=int(top_k), sharding=self.sharding
     )
-    out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))
+    rows = self._compacted(np.flatnonzero(budget).tolist())
+    if rows is None:
+      self.cache, out, logprobs, lengths, reasons = programs.decode(
+          self.graphdef,
+          self.state,
+          self.cache,
+          self.last,
+          budget,
+          self.keys,
+          stop_array(stop),
+          eos,
+          automaton,
+          window=attention_window(int((self.lengths + budget).max()), self.capacity),
+          **static,
+      )
+      out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))
+    else:  # only the rows with a budget decode; the others' results are empty
+      if automaton is not None:
+        automaton = (*automaton[:-1], automaton[-1][rows])
+      self.cache, *computed = programs.decode_rows(
+          self.graphdef,
+          self.state,
+          self.cache,
+          self.last,
+          rows,
+          budget[rows],
+          self.keys,
+          stop_array(stop),
+          eos,
+          automaton,
+          window=attention_window(int((self.lengths + budget)[rows].max()), self.capacity),
+          **static,
+      )
+      out, logprobs, lengths, reasons = (np.zeros((self.rows, *np.shape(c)[1:]), np.asarray(c).dtype) for c in computed)
+      for full, part in zip((out, logprobs, lengths, reasons), computed):
+        full[rows] = np.asarray(part)
     self.lengths += np.maximum(lengths - 1, 0)
     n = len(budgets)
     return Round(

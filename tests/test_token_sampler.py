@@ -5,8 +5,8 @@ import jax
 import numpy as np
 import pytest
 
-from exsearch_jax.sampling import engine
-from exsearch_jax.sampling.engine import sample_logits
+from exsearch_jax.sampling import token_sampler
+from exsearch_jax.sampling.token_sampler import sample_logits
 
 V = 2000
 
@@ -28,16 +28,16 @@ def _nucleus(row, top_p):
   return set(order[np.cumsum(p) - p < top_p].tolist())
 
 
-@pytest.mark.parametrize("wide", [engine.WIDE_CANDIDATES, 512])  # 512: the nucleus needs the full sort
+@pytest.mark.parametrize("wide", [token_sampler.WIDE_CANDIDATES, 512])  # 512: the nucleus needs the full sort
 def test_wide_nucleus_is_exact(monkeypatch, wide):
-  monkeypatch.setattr(engine, "WIDE_CANDIDATES", wide)
+  monkeypatch.setattr(token_sampler, "WIDE_CANDIDATES", wide)
   row = _flat_row()
   nucleus = _nucleus(row, 0.95)
-  assert 2 * engine.CANDIDATES < len(nucleus) and (len(nucleus) > wide) == (wide == 512)
+  assert 2 * token_sampler.CANDIDATES < len(nucleus) and (len(nucleus) > wide) == (wide == 512)
   keys = jax.random.split(jax.random.PRNGKey(0), 3000)
   tokens = np.asarray(sample_logits(np.tile(row, (3000, 1)), keys, 1.0, 0.95, 0))
   assert set(tokens.tolist()) <= nucleus
-  assert (tokens >= engine.CANDIDATES).mean() > 0.5  # beyond the candidates, as often as it should be
+  assert (tokens >= token_sampler.CANDIDATES).mean() > 0.5  # beyond the candidates, as often as it should be
 
 
 def test_a_row_does_not_depend_on_its_batch_or_path():
@@ -49,14 +49,14 @@ def test_a_row_does_not_depend_on_its_batch_or_path():
 
 
 def test_candidates_and_full_sort_pick_the_same_token(monkeypatch):
-  monkeypatch.setattr(engine, "WIDE_CANDIDATES", 1)  # never covers a 0.95 nucleus: always the full sort
+  monkeypatch.setattr(token_sampler, "WIDE_CANDIDATES", 1)  # never covers a 0.95 nucleus: always the full sort
   rows = np.stack([_peaked_row(s) for s in range(64)])
   keys = jax.random.split(jax.random.PRNGKey(2), 64)
   fast = np.asarray(sample_logits(rows, keys, 0.8, 0.95, 0))
   logits = jax.numpy.asarray(rows) / 0.8
   u = jax.vmap(jax.random.uniform)(keys)
   lse = jax.nn.logsumexp(logits, axis=-1)
-  slow = np.asarray(engine._wide_rows(logits, lse, u, 0.95, np.ones(64, bool), np.zeros(64, np.int32)))
+  slow = np.asarray(token_sampler._wide_rows(logits, lse, u, 0.95, np.ones(64, bool), np.zeros(64, np.int32)))
   assert (fast == slow).all()
   for row, token in zip(rows, fast):
     assert token in _nucleus(row / 0.8, 0.95)
