@@ -111,8 +111,7 @@ class DecodeSession:
   def extend(self, appends: Sequence[Optional[Sequence[int]]]):
     """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
     width = _prefill_width(max((len(a) for a in appends if a), default=1))
-    held = int(self.lengths.max())
-    held_before = self.lengths.copy()
+    held = self.lengths.copy()
     ids, mask = np.zeros((self.rows, width), np.int32), np.zeros((self.rows, width), bool)
     for r, tokens in enumerate(appends):
       if tokens:
@@ -123,29 +122,32 @@ class DecodeSession:
         ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
         self.lengths[r] += len(tokens)
     rows = self._compacted([r for r, tokens in enumerate(appends) if tokens])
+    chosen = slice(None) if rows is None else rows
+    kwargs = _prefill_kwargs(int(held[chosen].max()), width, int(self.lengths[chosen].max()), self.capacity)
     if rows is None:
       self.cache, self.last = programs.extend(
+          self.graphdef, self.state, self.cache, self.last, ids, mask, sharding=self.sharding, **kwargs
+      )
+    else:
+      self.cache, self.last = programs.extend_rows(
           self.graphdef,
           self.state,
           self.cache,
           self.last,
-          ids,
-          mask,
+          rows,
+          ids[rows],
+          mask[rows],
           sharding=self.sharding,
-          **_prefill_kwargs(held, width, int(self.lengths.max()), self.capacity),
+          **kwargs,
       )
-      return
-    self.cache, self.last = programs.extend_rows(
-        self.graphdef,
-        self.state,
-        self.cache,
-        self.last,
-        rows,
-        ids[rows],
-        mask[rows],
-        sharding=self.sharding,
-        **_prefill_kwargs(int(held_before[rows].max()), width, int(self.lengths[rows].max()), self.capacity),
-    )
+
+  def _all_rows(self, part: np.ndarray, rows: Optional[np.ndarray]) -> np.ndarray:
+    """A result of the rows `rows` (None: of all rows) as one of all rows, zeros (nothing sampled) elsewhere."""
+    if rows is None:
+      return part
+    full = np.zeros((self.rows, *part.shape[1:]), part.dtype)
+    full[rows] = part
+    return full
 
   def _compacted(self, live: Sequence[int]) -> Optional[np.ndarray]:
     """The rows a call computes when only `live` rows have work: those rows padded to a bucket with the idle
@@ -262,12 +264,18 @@ class DecodeSession:
       row_states = np.zeros(self.rows, np.int32)
       row_states[: len(states)] = states
       automaton = (*self._grammar[1:], row_states)
-    static = dict(
-        max_new=max_new, temperature=float(temperature), top_p=float(top_p), top_k=int(top_k), sharding=self.sharding
-    )
     rows = self._compacted(np.flatnonzero(budget).tolist())
+    chosen = slice(None) if rows is None else rows
+    static = dict(
+        max_new=max_new,
+        temperature=float(temperature),
+        top_p=float(top_p),
+        top_k=int(top_k),
+        sharding=self.sharding,
+        window=attention_window(int((self.lengths + budget)[chosen].max()), self.capacity),
+    )
     if rows is None:
-      self.cache, out, logprobs, lengths, reasons = programs.decode(
+      self.cache, *computed = programs.decode(
           self.graphdef,
           self.state,
           self.cache,
@@ -277,11 +285,9 @@ class DecodeSession:
           stop_array(stop),
           eos,
           automaton,
-          window=attention_window(int((self.lengths + budget).max()), self.capacity),
           **static,
       )
-      out, logprobs, lengths, reasons = map(np.asarray, (out, logprobs, lengths, reasons))
-    else:  # only the rows with a budget decode; the others' results are empty
+    else:  # only the rows with a budget decode
       if automaton is not None:
         automaton = (*automaton[:-1], automaton[-1][rows])
       self.cache, *computed = programs.decode_rows(
@@ -295,12 +301,9 @@ class DecodeSession:
           stop_array(stop),
           eos,
           automaton,
-          window=attention_window(int((self.lengths + budget)[rows].max()), self.capacity),
           **static,
       )
-      out, logprobs, lengths, reasons = (np.zeros((self.rows, *np.shape(c)[1:]), np.asarray(c).dtype) for c in computed)
-      for full, part in zip((out, logprobs, lengths, reasons), computed):
-        full[rows] = np.asarray(part)
+    out, logprobs, lengths, reasons = (self._all_rows(np.asarray(c), rows) for c in computed)
     self.lengths += np.maximum(lengths - 1, 0)
     n = len(budgets)
     return Round(
