@@ -58,6 +58,7 @@ def test_eval_of_smollm2_on_an_official_file_builds_corpus_and_dense_index(fmt, 
   assert (tmp_path / "eval_model.html").stat().st_size > 0
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_train_runs_one_em_iteration_from_hotpotqa_files(tmp_path):
   hotpot = FILES["hotpotqa"]
   _launch(

@@ -27,6 +27,7 @@ def test_save_pretrained_loads_in_transformers_with_same_logits(tmp_path, case):
   assert np.abs(hf_logits(reloaded, IDS) - np.asarray(ours(IDS))).max() <= 1e-4
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_sharded_save_with_index_round_trips(tmp_path):
   model = init_model(
       DecoderConfig(

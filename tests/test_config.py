@@ -25,6 +25,7 @@ def test_unknown_preset():
     presets.get_config("nope")
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_demo_preset_model_runs_sharded():
   cfg = presets.get_config("demo")
   model = build_model(cfg.model, mesh=make_mesh(cfg.mesh.train), seed=0)

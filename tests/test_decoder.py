@@ -54,6 +54,7 @@ def _tiny(**kw):
   return DecoderConfig(**{**base, **kw})
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 @pytest.mark.parametrize("window", [None, 5])
 def test_token_by_token_decoding_equals_full_forward(window):
   model = init_model(_tiny(sliding_window=window), seed=3)
@@ -95,6 +96,7 @@ def test_padded_batches_decode_like_unpadded_rows():
     assert list(np.asarray(cache.lengths)) == [n + 4 for n in lengths]
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_appending_a_multi_token_turn_equals_recomputing():
   """A padded multi-token chunk appended to a warm cache (the sampler's new turn) == full recompute."""
   model = init_model(_tiny(num_kv_heads=1), seed=6)
@@ -114,6 +116,7 @@ def test_appending_a_multi_token_turn_equals_recomputing():
   assert np.abs(np.asarray(logits[1, -1]) - full_b).max() <= 1e-4
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_rematerialised_layers_give_the_same_loss_and_gradients():
   import jax
   from flax import nnx

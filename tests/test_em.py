@@ -76,6 +76,7 @@ def _examples(n=8, seed=0, weights=None):
   return out
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_masked_tokens_get_zero_gradient():
   model = init_model(CONFIG, seed=1)
   graphdef, params = nnx.split(model)
@@ -144,6 +145,7 @@ def test_training_the_top_layer_moves_it_as_full_training_does_and_freezes_the_r
   assert len(jax.tree.leaves(top.state.opt_state)) < len(jax.tree.leaves(full.state.opt_state))
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_zero_weight_rows_and_micro_batches_do_not_change_the_step():
   examples = _examples(8, weights=[1, 2, 0.5, 1, 3, 1, 1, 0])
   results = []

@@ -84,6 +84,7 @@ def test_empty_prompt_is_an_error(model):
     generate(model, [[1], []], 4)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 @pytest.mark.parametrize("shards", [1, 8])
 def test_shared_prompts_are_prefilled_once_and_sample_as_if_prefilled_apart(model, shards):
   """`DecodeSession.start`: the K samples of a question share their prompt; it is computed once and the cache
@@ -115,6 +116,7 @@ def test_shared_prompts_are_prefilled_once_and_sample_as_if_prefilled_apart(mode
     shared.start(prompts)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_a_prefix_common_to_every_prompt_is_prefilled_once(model):
   """An instruction before every question: `start` computes it once, then each distinct prompt's own tokens; the
   rows sample the tokens of the unshared path (log-probs equal to float rounding: the prefix's keys come from
@@ -143,6 +145,7 @@ def test_a_prefix_common_to_every_prompt_is_prefilled_once(model):
   np.testing.assert_array_equal(np.asarray(shared.cache.lengths), np.asarray(apart.cache.lengths))
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_attention_window_changes_no_result(model, monkeypatch):
   """Attention reads the slots the rows can hold (`attention_window`) and a prefill's query blocks stop at their
   diagonal: the samples are those of attention over the whole 2,048-slot cache, over several turns (log-probs to
@@ -173,6 +176,7 @@ def test_attention_window_changes_no_result(model, monkeypatch):
   assert attention_window(300, 200) == 200
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_rows_without_work_are_left_out_of_a_call_with_the_same_results(model, monkeypatch):
   """When at most half the rows have tokens to append or a budget (the rollout's late turns), a call computes
   those rows alone: the samples, log-probs and every row's cache are those of the call over all rows."""
@@ -230,6 +234,7 @@ def test_a_grammar_over_a_smaller_vocabulary_never_samples_the_padding_ids(model
       state = grammar.transition[state, token]
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_prompts_of_very_different_lengths_are_prefilled_in_groups(model):
   """Short and long prompts in one batch: each group of similar length is its own batch at its own width, so the
   short ones are not padded to the longest; the rows sample what they sample prefilled together (log-probs to

@@ -1,6 +1,7 @@
 """The E-step scorer: log p(gold answer | x, z) from the answer positions alone equals the full-logits value."""
 
 import numpy as np
+import pytest
 
 from exsearch_jax.em import sequences as S
 from exsearch_jax.em.estep import score
@@ -19,6 +20,7 @@ CONFIG = DecoderConfig(
 )
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_answer_scores_equal_the_full_forward_pass_and_respect_max_length():
   rng = np.random.default_rng(0)
   examples = []

@@ -48,6 +48,7 @@ def built(corpus, tmp_path_factory):
   }
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 @pytest.mark.parametrize("kind,target", [("bm25", 0.95), ("exact", 0.90), ("scann", 0.90)])
 def test_sentence_from_inside_a_passage_finds_it(corpus, built, kind, target):
   retriever = built[kind]
@@ -60,6 +61,7 @@ def test_sentence_from_inside_a_passage_finds_it(corpus, built, kind, target):
   assert hit.title and hit.text and isinstance(hit.score, float)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 @pytest.mark.parametrize("kind", retrieval.KINDS)
 def test_save_then_load_gives_identical_results(corpus, built, kind):
   retriever = built[kind]
@@ -81,6 +83,7 @@ def test_changed_corpus_is_refused(corpus, tmp_path):
     retrieval.load(out, corpus_path=str(changed))
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_other_encoder_is_refused(built, tmp_path):
   fake = tmp_path / "other-encoder" / "model"
   shutil.copytree(asset_path("all-minilm-l6-v2"), fake)
@@ -91,6 +94,7 @@ def test_other_encoder_is_refused(built, tmp_path):
     retrieval.load(built["exact"].out_dir, encoder=str(fake))
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_scann_recall_at_10_against_exact_on_50k_clustered_vectors():
   rng = np.random.default_rng(0)
   centers = rng.normal(size=(1000, 384)).astype(np.float32)
@@ -112,6 +116,7 @@ def test_unknown_kind_and_missing_index(corpus, tmp_path):
     retrieval.load(str(tmp_path / "nowhere"))
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_scann_index_in_a_relative_folder_loads_back(corpus, built, tmp_path, monkeypatch):
   """ScaNN reads its asset paths back as written: a relative index folder must still load."""
   monkeypatch.chdir(tmp_path)

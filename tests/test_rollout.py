@@ -375,6 +375,7 @@ def _tiny_decoder(chat, mesh=None):
   return init_model(config, mesh=mesh, seed=3)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_real_decoder_rollout_is_seeded_and_equal_on_8_devices(world):
   from exsearch_jax.sharding import make_mesh
 
@@ -401,6 +402,7 @@ def test_real_decoder_rollout_is_seeded_and_equal_on_8_devices(world):
     assert all(lp <= 0.0 for lp in t.logprobs) and any(lp < 0 for lp in t.logprobs)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_continuing_after_appended_text_equals_recomputing(world):
   _, _, chat = world
   model = _tiny_decoder(chat)
@@ -416,6 +418,7 @@ def test_continuing_after_appended_text_equals_recomputing(world):
     np.testing.assert_allclose(np.asarray(session.last)[row], reference, atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_an_untrained_model_under_the_grammar_writes_parseable_trajectories(world):
   """Random weights and sampling at temperature 1: every turn still parses, and none is cut off."""
   w, retriever, chat = world

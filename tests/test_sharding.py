@@ -63,6 +63,7 @@ def _step_fn(graphdef, in_shardings=None, out_shardings=None):
   return jax.jit(step, in_shardings=in_shardings, out_shardings=out_shardings, donate_argnums=0)
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_sharded_forward_and_gradient_step_equal_single_device():
   ids = np.random.default_rng(0).integers(0, 128, (8, 16))
   model = init_model(CONFIG, seed=1)
@@ -88,6 +89,7 @@ def test_sharded_forward_and_gradient_step_equal_single_device():
   assert state8["layers"][1]["mlp"]["down"].get_value().sharding.spec == P("tensor", "fsdp")
 
 
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_from_pretrained_places_weights_directly_into_shards(tmp_path):
   model = init_model(CONFIG, seed=2)
   save_pretrained(model, str(tmp_path))
