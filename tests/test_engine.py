@@ -235,30 +235,46 @@ def test_a_grammar_over_a_smaller_vocabulary_never_samples_the_padding_ids(model
 
 
 @pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
-def test_prompts_of_very_different_lengths_are_prefilled_in_groups(model):
-  """Short and long prompts in one batch: each group of similar length is its own batch at its own width, so the
-  short ones are not padded to the longest; the rows sample what they sample prefilled together (log-probs to
-  float rounding: another padding width sums in another order)."""
-  from exsearch_jax.sampling.engine import DecodeSession, length_groups
+def test_prompts_and_appends_of_very_different_lengths_are_prefilled_in_groups(model, monkeypatch):
+  """Short and long prompts in one batch, then passages for some rows and two tokens for others: each group of
+  similar length is a call of its own at its own width, so the short ones are not padded to the longest; the rows
+  sample what they sample prefilled together (log-probs to float rounding: another padding width sums in another
+  order)."""
+  from exsearch_jax.sampling import engine
 
   lengths = [5, 7, 9, 12, 40, 45, 50, 200, 230, 260, 7, 300]
-  assert length_groups(lengths) == [[0, 1, 2, 3, 10], [4, 5], [6], [7, 8], [9, 11]]
-  assert length_groups([20, 21, 30, 31]) == [[0, 1, 2, 3]]  # little padding to save: one batch
-  assert length_groups([5] * 3 + [300], shards=8) == [[0, 1, 2, 3]]  # 8-row groups: no saving
+  assert engine.length_groups(lengths) == [[0, 1, 2, 3, 10], [4, 5], [6], [7, 8], [9, 11]]
+  assert engine.length_groups([20, 21, 30, 31]) == [[0, 1, 2, 3]]  # little padding to save: one batch
+  assert engine.length_groups([5] * 3 + [300], shards=8) == [[0, 1, 2, 3]]  # 8-row groups: no saving
   rng = np.random.default_rng(3)
   prompts = [rng.integers(1, CONFIG.vocab_size, n).tolist() for n in lengths]
+  appends = [
+      None if r % 5 == 4 else rng.integers(1, CONFIG.vocab_size, 2 if r % 3 else 150).tolist() for r in range(12)
+  ]
+  calls = []
+  monkeypatch.setattr(engine.DecodeSession, "_extend_group", _counted(engine.DecodeSession._extend_group, calls))
 
-  def rounds(prefill):
-    session = DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
-    prefill(session)
+  def rounds():
+    session = engine.DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
+    session.start(prompts)
     first = session.decode([16] * len(prompts), temperature=1.0)
-    session.extend([[11, 12]] * len(prompts))
+    session.extend(appends)
     second = session.decode([16] * len(prompts), temperature=1.0)
     return session, first.tokens + second.tokens, first.logprobs + second.logprobs
 
-  grouped, tokens, logprobs = rounds(lambda s: s.start(prompts))
-  together, expected, expected_logprobs = rounds(lambda s: s.extend(prompts))
+  grouped, tokens, logprobs = rounds()
+  assert len(calls) == 2  # the appends: 150 tokens for four rows, 2 for five
+  monkeypatch.setattr(engine, "length_groups", lambda lengths, *_: [list(range(len(lengths)))])
+  together, expected, expected_logprobs = rounds()
   assert tokens == expected
   for got, want in zip(logprobs, expected_logprobs):
     np.testing.assert_allclose(got, want, atol=1e-5)
   np.testing.assert_array_equal(np.asarray(grouped.cache.lengths), np.asarray(together.cache.lengths))
+
+
+def _counted(method, calls):
+  def wrapper(self, *args):
+    calls.append(len(args[0]))
+    return method(self, *args)
+
+  return wrapper

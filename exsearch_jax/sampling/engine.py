@@ -25,6 +25,11 @@ from exsearch_jax.sampling import decode_programs as programs
 from exsearch_jax.sampling.decode_programs import BUDGET, EOS, STOP, compiles, stop_array  # noqa: F401 (re-exported)
 
 SHARED_PREFIX = 32  # tokens common to every prompt of a session worth prefilling once (`DecodeSession.start`)
+# Length groups are prefilled apart when they compute at most this share of one call's padded slots: prompts
+# (`start`, once per session: every group also costs a copy of its cache rows and programs to compile) and the
+# turns appended after a search (`extend`, every turn, in place: measured in docs/benchmarks.md with
+# `benchmarks/rollout_breakdown.py`).
+PROMPT_SAVING, APPEND_SAVING = 0.5, 0.9
 
 
 def bucket(n: int, minimum: int = 16) -> int:
@@ -49,7 +54,7 @@ def _prefill_kwargs(held: int, width: int, need: int, capacity: int) -> dict:
   return {"window": attention_window(need, capacity), "held_bound": None}
 
 
-def length_groups(lengths: Sequence[int], shards: int = 1, saving: float = 0.5) -> list[list[int]]:
+def length_groups(lengths: Sequence[int], shards: int = 1, saving: float = PROMPT_SAVING) -> list[list[int]]:
   """Indices of prompts to prefill together: one group per prefill width, when that computes at most `saving`
   of the padded tokens of one batch at the longest prompt's width (16 prompts of 37-360 tokens: 43%), else one
   group. Each group is a batch of its own (rows a power of two that `shards` divides): more programs to compile,
@@ -109,19 +114,28 @@ class DecodeSession:
     self.prefill_tokens = {"requested": 0, "computed": 0}  # prompt tokens of `start`: asked for, computed
 
   def extend(self, appends: Sequence[Optional[Sequence[int]]]):
-    """Prefills the tokens appended to each row (None or [] = nothing for that row)."""
-    width = _prefill_width(max((len(a) for a in appends if a), default=1))
+    """Prefills the tokens appended to each row (None or [] = nothing for that row). Appends of very different
+    lengths (retrieved passages for some rows, a short answer request for others) go in groups of similar
+    length (`length_groups`), each a call of its own rows at its own width."""
+    added = {r: tokens for r, tokens in enumerate(appends) if tokens}
+    for r, tokens in added.items():
+      if self.lengths[r] + len(tokens) > self.capacity:
+        raise ValueError(f"row {r}: {self.lengths[r]} + {len(tokens)} tokens exceed the cache capacity {self.capacity}")
+    live = list(added)
+    if live:
+      for group in length_groups([len(added[r]) for r in live], self.shards, APPEND_SAVING):
+        self._extend_group([live[i] for i in group], added)
+
+  def _extend_group(self, live: Sequence[int], added: dict[int, Sequence[int]]):
+    """Prefills the tokens `added` to the rows `live` in one call at their width."""
+    width = _prefill_width(max(len(added[r]) for r in live))
     held = self.lengths.copy()
     ids, mask = np.zeros((self.rows, width), np.int32), np.zeros((self.rows, width), bool)
-    for r, tokens in enumerate(appends):
-      if tokens:
-        if self.lengths[r] + len(tokens) > self.capacity:
-          raise ValueError(
-              f"row {r}: {self.lengths[r]} + {len(tokens)} tokens exceed the cache capacity " f"{self.capacity}"
-          )
-        ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
-        self.lengths[r] += len(tokens)
-    rows = self._compacted([r for r, tokens in enumerate(appends) if tokens])
+    for r in live:
+      tokens = added[r]
+      ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
+      self.lengths[r] += len(tokens)
+    rows = self._compacted(live)
     chosen = slice(None) if rows is None else rows
     kwargs = _prefill_kwargs(int(held[chosen].max()), width, int(self.lengths[chosen].max()), self.capacity)
     if rows is None:
