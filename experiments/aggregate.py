@@ -109,6 +109,8 @@ def comparison_table(exp: Experiment, records: Sequence[RunRecord]) -> str:
     verdict = (
         "one seed: no interval"
         if len(diffs) < 2
+        else "not judged (the same difference at every seed: no spread to build an interval from)"
+        if high - low < 1e-9
         else "not significant (interval holds 0)"
         if low <= 0 <= high
         else "yes"

@@ -134,11 +134,12 @@ def test_comparison_pairs_by_seed_and_says_when_a_difference_is_not_significant(
   records = [_record("code", s, [10, em]) for s, em in ((0, 20), (1, 30), (2, 40))]
   records += [_record("paper", s, [10, em]) for s, em in ((0, 25), (1, 36), (2, 44))]  # +5, +6, +4: clear
   records += [_record("uniform", s, [10, em]) for s, em in ((0, 30), (1, 20), (2, 41))]  # +10, -10, +1
+  records += [_record("rejection", s, [10, em]) for s, em in ((0, 20 - 25 / 3), (1, 30 - 25 / 3))]  # no spread
   table = aggregate.comparison_table(exp, records)
-  paper = next(line for line in table.splitlines() if line.startswith("| paper"))
-  uniform = next(line for line in table.splitlines() if line.startswith("| uniform"))
-  assert "| 5.0 (2.5..7.5) | 3 | yes |" in paper
-  assert "not significant" in uniform
+  row = lambda name: next(line for line in table.splitlines() if line.startswith(f"| {name}"))  # noqa: E731
+  assert "| 5.0 (2.5..7.5) | 3 | yes |" in row("paper")
+  assert "not significant" in row("uniform")
+  assert "| 2 | not judged (the same difference at every seed" in row("rejection")
   assert "| 30.0 (5.2..54.8) | reference |" in table
 
 
