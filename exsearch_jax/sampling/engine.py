@@ -55,10 +55,10 @@ def _prefill_kwargs(held: int, width: int, need: int, capacity: int) -> dict:
 
 
 def length_groups(lengths: Sequence[int], shards: int = 1, saving: float = PROMPT_SAVING) -> list[list[int]]:
-  """Indices of prompts to prefill together: one group per prefill width, when that computes at most `saving`
-  of the padded tokens of one batch at the longest prompt's width (16 prompts of 37-360 tokens: 43%), else one
-  group. Each group is a batch of its own (rows a power of two that `shards` divides): more programs to compile,
-  far less padding."""
+  """Indices of prompts (or of a turn's appends) to prefill together: one group per prefill width, when that
+  computes at most `saving` of the padded tokens of one batch at the longest one's width (16 prompts of 37-360
+  tokens: 43%), else one group. Each group is a batch of its own (rows a power of two that `shards` divides):
+  more programs to compile, far less padding."""
   rows = lambda n: -(-bucket(n, minimum=1) // shards) * shards  # noqa: E731
   widths = [_prefill_width(max(n, 1)) for n in lengths]
   groups: dict[int, list[int]] = {}
