@@ -278,3 +278,30 @@ def _counted(method, calls):
     return method(self, *args)
 
   return wrapper
+
+
+def test_a_bfloat16_cache_keeps_its_dtype_through_every_call_and_rounds_only(model):
+  """`cache_dtype` under float32 compute: shared-prompt prefill, grouped appends and decode rounds all keep the
+  cache in bfloat16, and the log-probs differ from a float32 cache's by bfloat16 rounding only."""
+  import jax.numpy as jnp
+
+  from exsearch_jax.sampling import engine
+
+  prompts = [[1, 2, 3, 4, 5], [1, 2, 3, 4, 5], [7] * 40]
+  appends = [[9] * 60, None, [3, 4]]
+
+  def rounds(dtype):
+    session = engine.DecodeSession(model, 3, 256, seeds=[0, 1, 2], cache_dtype=dtype)
+    session.start(prompts)
+    first = session.decode([8] * 3)
+    session.extend(appends)
+    second = session.decode([8] * 3)
+    return session, first.logprobs + second.logprobs
+
+  half, half_logprobs = rounds(jnp.bfloat16)
+  full, full_logprobs = rounds(None)
+  assert {x.dtype for x in half.cache.keys + half.cache.values} == {jnp.dtype(jnp.bfloat16)}
+  assert {x.dtype for x in full.cache.keys + full.cache.values} == {jnp.dtype(jnp.float32)}
+  np.testing.assert_array_equal(np.asarray(half.cache.lengths), np.asarray(full.cache.lengths))
+  for got, want in zip(half_logprobs, full_logprobs):
+    np.testing.assert_allclose(got[:2], want[:2], atol=0.05)  # greedy paths may part later on a near tie

@@ -47,10 +47,11 @@ def _constrain(cache: KVCache, sharding) -> KVCache:
   )
 
 
-@functools.partial(jax.jit, static_argnames=("graphdef", "batch", "capacity", "sharding"))
-def new_cache(graphdef, state, *, batch, capacity, sharding):
+@functools.partial(jax.jit, static_argnames=("graphdef", "batch", "capacity", "sharding", "dtype"))
+def new_cache(graphdef, state, *, batch, capacity, sharding, dtype=None):
+  """An empty cache; `dtype` None = the model's compute dtype."""
   compiles["count"] += 1
-  return _constrain(init_cache(nnx.merge(graphdef, state).config, batch, capacity), sharding)
+  return _constrain(init_cache(nnx.merge(graphdef, state).config, batch, capacity, dtype), sharding)
 
 
 @functools.partial(

@@ -97,7 +97,19 @@ class Round:
 class DecodeSession:
   """A batch of rows with one KV cache of `capacity` slots per row, kept on device across turns."""
 
-  def __init__(self, model: Decoder, rows: int, capacity: int, seeds: Sequence[int], sharding=None, shards: int = 1):
+  def __init__(
+      self,
+      model: Decoder,
+      rows: int,
+      capacity: int,
+      seeds: Sequence[int],
+      sharding=None,
+      shards: int = 1,
+      cache_dtype=None,
+  ):
+    """`cache_dtype`: the KV cache's (None: the model's compute dtype; `benchmarks/decode_step.py` measures
+    a bfloat16 cache under float32 compute: 2.3x slower per decode step on a CPU, whose XLA converts slowly)."""
+    self.cache_dtype = cache_dtype
     self.graphdef, self.state = nnx.split(model)
     self.rows = -(-bucket(rows, minimum=1) // shards) * shards  # idle rows pad to a size every shard divides
     self.capacity, self.sharding, self.shards = int(capacity), sharding, shards
@@ -106,7 +118,7 @@ class DecodeSession:
     seeds = list(seeds) + [0] * (self.rows - rows)
     self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
     self.cache = programs.new_cache(
-        self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding
+        self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding, dtype=cache_dtype
     )
     self.last = jnp.zeros((self.rows, model.config.vocab_size), jnp.float32)
     self.lengths = np.zeros(self.rows, np.int64)  # host mirror of the cache lengths
@@ -226,7 +238,9 @@ class DecodeSession:
     """(cache, last logits) of `batch` rows after appending token_lists[r] to row r (a fresh cache unless given,
     whose rows hold `held` tokens each)."""
     if cache is None:
-      cache = programs.new_cache(self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding)
+      cache = programs.new_cache(
+          self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding, dtype=self.cache_dtype
+      )
       last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
     width = _prefill_width(max((len(t) for t in token_lists), default=1))
     ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
