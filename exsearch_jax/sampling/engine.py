@@ -108,7 +108,8 @@ class DecodeSession:
       cache_dtype=None,
   ):
     """`cache_dtype`: the KV cache's (None: the model's compute dtype; `benchmarks/decode_step.py` measures
-    a bfloat16 cache under float32 compute: 2.3x slower per decode step on a CPU, whose XLA converts slowly)."""
+    a bfloat16 cache under float32 compute: 1.05-3.2x slower per decode step on a CPU, whose XLA converts
+    each element back inside the attention loop)."""
     self.cache_dtype = cache_dtype
     self.graphdef, self.state = nnx.split(model)
     self.rows = -(-bucket(rows, minimum=1) // shards) * shards  # idle rows pad to a size every shard divides
