@@ -118,9 +118,7 @@ class DecodeSession:
       raise ValueError(f"need one seed per row ({rows}), got {len(seeds)}")
     seeds = list(seeds) + [0] * (self.rows - rows)
     self.keys = jax.vmap(jax.random.PRNGKey)(jnp.asarray(seeds, jnp.uint32))
-    self.cache = programs.new_cache(
-        self.graphdef, self.state, batch=self.rows, capacity=self.capacity, sharding=sharding, dtype=cache_dtype
-    )
+    self.cache = self._empty_cache(self.rows)
     self.last = jnp.zeros((self.rows, model.config.vocab_size), jnp.float32)
     self.lengths = np.zeros(self.rows, np.int64)  # host mirror of the cache lengths
     self._grammar: Optional[tuple] = None  # (TurnGrammar, its tables on device), uploaded once per session
@@ -235,13 +233,16 @@ class DecodeSession:
     """Rows of a batch of n: a power of two that every shard divides."""
     return -(-bucket(n, minimum=1) // self.shards) * self.shards
 
+  def _empty_cache(self, batch: int):
+    return programs.new_cache(
+        self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding, dtype=self.cache_dtype
+    )
+
   def _prefilled(self, batch: int, token_lists, cache=None, last=None, held: int = 0):
     """(cache, last logits) of `batch` rows after appending token_lists[r] to row r (a fresh cache unless given,
     whose rows hold `held` tokens each)."""
     if cache is None:
-      cache = programs.new_cache(
-          self.graphdef, self.state, batch=batch, capacity=self.capacity, sharding=self.sharding, dtype=self.cache_dtype
-      )
+      cache = self._empty_cache(batch)
       last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
     width = _prefill_width(max((len(t) for t in token_lists), default=1))
     ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
