@@ -11,10 +11,12 @@ BM25 retriever over the world's corpus); only the decoder differs:
   batched     transformers `generate` once per turn over all live trajectories, left-padded (`torch_session.py`)
   reference   the reference implementation's shape: one trajectory at a time, `generate` per turn (on
               `--reference-questions` questions; its rate is per trajectory, so fewer questions suffice)
-Then the E-step scoring of the trajectories with the gold answer (ours: `estep.score_trajectories`; PyTorch: a
-forward pass per batch of 16), the weighted M-step (`--mstep-steps` steps of batch 8 on the scored examples, the
-top `train.trainable_layers` layers trained as in experiments/configs/smollm2_world.py; PyTorch:
-`train_step.torch_step`, same loss, clipping and AdamW) and the checkpoint (orbax vs `torch.save`).
+Then the E-step scoring of the trajectories with the gold answer (ours: the gold answer appended to each
+trajectory's cache at the end of the rollout, `rollout(score_gold=True)` as the E-step runs it, timed apart from
+the rollout, then `estep.score_trajectories` for any left; PyTorch: a forward pass per batch of 16), the
+weighted M-step (`--mstep-steps` steps of batch 8 on the scored examples, the top `train.trainable_layers`
+layers trained as in experiments/configs/smollm2_world.py; PyTorch: `train_step.torch_step`, same loss,
+clipping and AdamW) and the checkpoint (orbax vs `torch.save`).
 Sampling is seeded on both sides but the samplers differ, so the trajectories (and their lengths) differ:
 trajectories/s and model-written tokens/s are both reported. JAX warm-up (compilation) is timed separately.
 Pin to cores with `taskset` on a shared machine: the load average is printed.
@@ -59,6 +61,13 @@ def timed_sessions():
 
   class TimedSession(engine.DecodeSession):
     starts: list = []  # (rows, capacity, prompts, seconds) per session
+    scoring: list = []  # seconds of each session's gold-answer scoring (`rollout(score_gold=True)`)
+
+    def continuation_logprobs(self, *args):
+      begin = time.perf_counter()
+      scored = super().continuation_logprobs(*args)
+      TimedSession.scoring.append(time.perf_counter() - begin)
+      return scored
 
     def start(self, prompts):
       begin = time.perf_counter()
@@ -106,7 +115,12 @@ class Phase:
 
 
 def _rollout(side, model, chat, retriever, questions, cfg, session_factory):
+  """(trajectories, Phase); ours scores the gold answers on its cache as the E-step does, timed apart."""
   from exsearch_jax.sampling.rollout import rollout
+
+  ours = side == "ours"
+  if ours:
+    session_factory.scoring.clear()
 
   timed = TimedRetriever(retriever)
   start = time.perf_counter()
@@ -125,8 +139,8 @@ def _rollout(side, model, chat, retriever, questions, cfg, session_factory):
         )
     ]
   else:
-    trajectories = rollout(model, chat, timed, questions, cfg, session_factory=session_factory)
-  seconds = time.perf_counter() - start
+    trajectories = rollout(model, chat, timed, questions, cfg, session_factory=session_factory, score_gold=ours)
+  seconds = time.perf_counter() - start - (sum(session_factory.scoring) if ours else 0.0)  # scoring: its own phase
   written = sum(sum(t.loss_mask) for t in trajectories)
   phase = Phase(
       seconds,
@@ -279,11 +293,13 @@ def main():
 
   examples = estep.gold_examples(trajectories, chat)
   examples = [e for e in examples if e is not None]
-  estep.score_trajectories(ours, chat, trajectories, max_length=2048)  # compiles
+  on_cache = sum(session.scoring)  # the timed rollout's: the gold answers appended to its cache
+  estep.score_trajectories(ours, chat, trajectories, max_length=2048)  # compiles (any left to a full pass)
   start = time.perf_counter()
   estep.score_trajectories(ours, chat, trajectories, max_length=2048)
-  tokens = sum(len(e.tokens) for e in examples)
-  phases["scoring", "ours"] = Phase(time.perf_counter() - start, len(examples), tokens)
+  tokens = sum(t.gold_tokens for t in trajectories)
+  phases["scoring", "ours"] = Phase(time.perf_counter() - start + on_cache, len(examples), tokens)
+  print(f"ours: scoring {on_cache:.1f}s on the rollout's cache ({tokens} answer tokens), then the rest", flush=True)
   start = time.perf_counter()
   _, torch_tokens = _torch_score(reference, examples)
   phases["scoring", "batched"] = phases["scoring", "reference"] = Phase(

@@ -1,7 +1,7 @@
 """Where a SmolLM2 rollout's time goes, and what each decode-session optimisation buys, in one process.
 
   python benchmarks/rollout_breakdown.py [--questions 32] [--samples 4] [--max-steps 4] [--repeats 1]
-                                         [--variants default,no_compaction,one_group]
+                                         [--variants default,no_compaction,one_group,no_packing]
 
 The E-step rollout of `benchmarks/em_iteration.py` (SmolLM2-135M-Instruct, the demo world, BM25; ours only),
 with every `DecodeSession` call timed by kind: `start` (the prompts' prefill), `extend` (the turns appended
@@ -10,6 +10,7 @@ real tokens against the padded slots computed. Variants switch one optimisation 
   default         the engine as it is
   no_compaction   every call computes all rows, also when most have no work (`DecodeSession._compacted`)
   one_group       a turn's appends are prefilled in one call at the longest one's width (`length_groups`)
+  no_packing      a prefill's dense layers compute every padded slot, not only the real tokens (`packing_index`)
 Each variant runs once to compile, then `--repeats` timed passes, the variants interleaved so that a change of
 machine load falls on all of them; the table gives the fastest pass, and whether each variant's trajectories
 equal the default's (padding and batch move the logits by float rounding only, so they normally do).
@@ -28,7 +29,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VARIANTS = ("default", "no_compaction", "one_group")
+VARIANTS = ("default", "no_compaction", "one_group", "no_packing")
 
 
 @contextlib.contextmanager
@@ -38,19 +39,22 @@ def variant(name: str):
 
   if name not in VARIANTS:
     raise SystemExit(f"--variants: unknown variant {name!r}; known: {', '.join(VARIANTS)}")
-  saved = engine.DecodeSession._compacted, engine.length_groups
+  saved = engine.DecodeSession._compacted, engine.length_groups, engine.packing_index
   if name == "no_compaction":
     engine.DecodeSession._compacted = lambda self, live: None
   if name == "one_group":
     engine.length_groups = lambda lengths, *args, **kwargs: [list(range(len(lengths)))]
+  if name == "no_packing":
+    engine.packing_index = lambda mask: None
   try:
     yield
   finally:
-    engine.DecodeSession._compacted, engine.length_groups = saved
+    engine.DecodeSession._compacted, engine.length_groups, engine.packing_index = saved
 
 
 def timed_session_class(stats: collections.Counter):
-  """A DecodeSession that adds each call's seconds to stats[kind] and the prefill's real and computed slots."""
+  """A DecodeSession that adds each call's seconds to stats[kind], and the prefill's real tokens, padded slots
+  (attention's layout) and the entries its dense layers computed (fewer when packed)."""
   import jax
   from exsearch_jax.sampling import decode_programs, engine
 
@@ -58,7 +62,9 @@ def timed_session_class(stats: collections.Counter):
     def run(*args, **kwargs):
       ids, mask = args[-2:]  # (rows, width) token ids and real-token mask of the rows computed
       stats["prefill real tokens"] += int(mask.sum())
-      stats["prefill slots computed"] += ids.shape[0] * ids.shape[1]
+      stats["prefill padded slots"] += ids.shape[0] * ids.shape[1]
+      packing = kwargs.get("packing")
+      stats["prefill dense entries"] += ids.shape[0] * ids.shape[1] if packing is None else len(packing)
       stats["prefill calls"] += 1
       return program(*args, **kwargs)
 
@@ -148,7 +154,8 @@ def _report(best, tokens, names):
       "decode s",
       "prefill calls",
       "prefill real tokens",
-      "prefill slots computed",
+      "prefill padded slots",
+      "prefill dense entries",
       "model-written tokens",
       "programs compiled",
   ]

@@ -173,6 +173,13 @@ class Trajectory:
   answer_start: int = -1  # index of the first answer-turn token (after the answer request); -1 = never asked
   golden_answers: Optional[list] = None
   weight: Optional[float] = None
+  gold_logprob: Optional[float] = None  # log p(y*|x,z) scored on the rollout's own cache (None: not scored there)
+  gold_tokens: int = 0  # tokens of that gold answer turn (its text and end of turn)
+
+  @property
+  def gold_answer(self) -> str:
+    """The gold answer the E-step scores and trains on: the first (empty when none, so only the turn's end)."""
+    return (self.golden_answers or [""])[0]
 
   def to_json(self) -> dict:
     return dataclasses.asdict(self)

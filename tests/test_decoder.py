@@ -117,6 +117,33 @@ def test_appending_a_multi_token_turn_equals_recomputing():
 
 
 @pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
+def test_a_packed_prefill_equals_the_padded_one():
+  """Rows holding 6, 3 and 0 tokens append 5, 0 and 2 tokens with pads between them: with `packing` the dense
+  layers compute the 7 real tokens (and 3 unused entries) instead of 24 slots, and the cache, the lengths and
+  each row's last-token logits (`logits_at`) equal the padded call's."""
+  model = init_model(_tiny(num_kv_heads=1), seed=8)
+  rng = np.random.default_rng(9)
+  cache = init_cache(model.config, batch=3, max_length=24)
+  held = np.array([[1] * 6, [1] * 3 + [0] * 3, [0] * 6])
+  _, cache = model.decode(rng.integers(0, 101, (3, 6)), cache, attention_mask=held)
+  ids = rng.integers(0, 101, (3, 8))
+  mask = np.array([[1, 1, 0, 1, 1, 1, 0, 0], [0] * 8, [0, 1, 0, 0, 0, 0, 0, 1]], bool)
+  final = 7 - np.argmax(mask[:, ::-1], axis=1)
+  every_logit, _ = model.decode(ids, cache, attention_mask=mask)
+  padded_logits, padded = model.decode(ids, cache, attention_mask=mask, logits_at=final)
+  packing = np.r_[np.flatnonzero(mask), [mask.size] * 3]
+  packed_logits, packed = model.decode(ids, cache, attention_mask=mask, packing=packing, logits_at=final)
+  assert packed_logits.shape == (3, 1, model.config.vocab_size)
+  for r in (0, 2):  # row 1 appended nothing: its logits are not used
+    np.testing.assert_allclose(np.asarray(padded_logits[r, 0]), np.asarray(every_logit[r, final[r]]), atol=1e-5)
+    np.testing.assert_allclose(np.asarray(packed_logits[r, 0]), np.asarray(padded_logits[r, 0]), atol=1e-5)
+  np.testing.assert_array_equal(np.asarray(packed.lengths), [11, 3, 2])
+  np.testing.assert_array_equal(np.asarray(packed.lengths), np.asarray(padded.lengths))
+  for got, want in zip(packed.keys + packed.values, padded.keys + padded.values):
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
+
+
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
 def test_rematerialised_layers_give_the_same_loss_and_gradients():
   import jax
   from flax import nnx

@@ -167,7 +167,7 @@ def test_attention_window_changes_no_result(model, monkeypatch):
 
   tokens, logprobs = run(2048)
   monkeypatch.setattr(engine, "attention_window", lambda need, capacity: capacity)
-  monkeypatch.setattr(engine, "_prefill_kwargs", lambda *a: {"window": a[-1], "held_bound": None})
+  monkeypatch.setattr(engine, "prefill_kwargs", lambda *a: {"window": a[-1], "held_bound": None})
   expected, expected_logprobs = run(2048)
   assert tokens == expected
   for got, want in zip(logprobs, expected_logprobs):
@@ -270,6 +270,46 @@ def test_prompts_and_appends_of_very_different_lengths_are_prefilled_in_groups(m
   for got, want in zip(logprobs, expected_logprobs):
     np.testing.assert_allclose(got, want, atol=1e-5)
   np.testing.assert_array_equal(np.asarray(grouped.cache.lengths), np.asarray(together.cache.lengths))
+
+
+@pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
+def test_packed_prefills_sample_what_padded_ones_do(model, monkeypatch):
+  """Passages of 150 tokens for three rows and two tokens for seven others, in one call (no length groups): the
+  call packs its real tokens, so its dense layers compute 512 entries instead of 16 x 192 slots, and the rows
+  sample the same tokens as with the padded call (log-probs to float rounding)."""
+  from exsearch_jax.sampling import engine
+
+  rng = np.random.default_rng(4)
+  prompts = [rng.integers(1, CONFIG.vocab_size, n).tolist() for n in (5, 9, 30, 12) * 3]
+  appends = [
+      None if r % 5 == 4 else rng.integers(1, CONFIG.vocab_size, 2 if r % 3 else 150).tolist() for r in range(12)
+  ]
+  monkeypatch.setattr(engine, "length_groups", lambda lengths, *_: [list(range(len(lengths)))])
+  sizes = []
+  extend = engine.programs.extend
+
+  def recorded(*args, packing=None, **kwargs):
+    sizes.append(None if packing is None else (len(packing), args[-1].size))
+    return extend(*args, packing=packing, **kwargs)
+
+  monkeypatch.setattr(engine.programs, "extend", recorded)
+
+  def rounds():
+    session = engine.DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
+    session.start(prompts)
+    first = session.decode([16] * len(prompts), temperature=1.0)
+    session.extend(appends)
+    second = session.decode([16] * len(prompts), temperature=1.0)
+    return first.tokens + second.tokens, first.logprobs + second.logprobs
+
+  tokens, logprobs = rounds()
+  assert sizes[-1] == (512, 16 * 192)  # 3 x 150 + 7 x 2 = 464 real tokens of 16 rows x 192 slots
+  monkeypatch.setattr(engine, "packing_index", lambda mask: None)
+  expected, expected_logprobs = rounds()
+  assert sizes[-1] is None
+  assert tokens == expected
+  for got, want in zip(logprobs, expected_logprobs):
+    np.testing.assert_allclose(got, want, atol=1e-5)
 
 
 def _counted(method, calls):

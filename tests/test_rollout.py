@@ -1,6 +1,7 @@
 """The rollout host loop: a scripted policy proves the protocol, a fuzzed one proves it never crashes,
 and a real (random) decoder gives the same trajectories on 8 devices as on 1."""
 
+import dataclasses
 import random
 
 import numpy as np
@@ -442,3 +443,39 @@ def test_an_untrained_model_under_the_grammar_writes_parseable_trajectories(worl
     turns = chat.decode(t.tokens[t.prompt_length : t.answer_start]).split(chat.end_of_turn_text)
     assert turns[0].lstrip().startswith(tj.QUERY)
     assert all(s.fact is not None for s in t.steps[:-1])  # every search but a budget-cut last one got a fact
+
+
+@pytest.mark.slow  # several seconds of compiling: in `make test`, not `make test-fast`
+def test_gold_answers_scored_on_the_rollout_cache_equal_the_full_forward_pass(world):
+  """`score_gold`: log p(y*|x,z) of each trajectory that asked for its answer, from the session's cache cut back to
+  the answer request with the gold answer appended, equals the E-step's full forward pass over the gold example;
+  the trajectories are those of a rollout without it, and `score_trajectories` keeps these scores unless the
+  example is longer than its `max_length`."""
+  from exsearch_jax.em import estep
+
+  w, retriever, chat = world
+  cfg = plain(
+      samples=2,
+      max_steps=3,
+      step_tokens=12,
+      answer_tokens=6,
+      capacity=512,
+      batch_rows=8,
+      temperature=1.0,
+      constrained=True,
+      answer_at_budget=True,
+      seed=4,
+  )
+  model = _tiny_decoder(chat)
+  scored = rollout(model, chat, retriever, w.splits["dev"][:5], cfg, score_gold=True)
+  unscored = rollout(model, chat, retriever, w.splits["dev"][:5], cfg)
+  assert [t.tokens for t in scored] == [t.tokens for t in unscored]
+  assert all(t.gold_logprob is None for t in unscored)
+  assert all(t.answer_start > 0 and t.gold_logprob is not None for t in scored)
+  logp, count = estep.score(model, estep.gold_examples(scored, chat))
+  np.testing.assert_allclose([t.gold_logprob for t in scored], logp, rtol=1e-4, atol=1e-4)
+  assert [t.gold_tokens for t in scored] == count.tolist() == [len(chat.assistant_turn(t.gold_answer)) for t in scored]
+  marked = dataclasses.replace(scored[0], gold_logprob=-123.0)
+  assert estep.score_trajectories(model, chat, [marked])[0][0] == -123.0
+  cut = estep.score_trajectories(model, chat, [marked], max_length=marked.answer_start + 1)
+  assert cut[0][0] != -123.0 and cut[1][0] == 1  # scored again, over the one answer token that fits

@@ -23,11 +23,7 @@ from exsearch_jax.sampling import engine
 
 def gold_examples(trajectories, chat) -> list:
   """Each trajectory with its first gold answer in place of its own (None when it never reached the answer)."""
-  out = []
-  for t in trajectories:
-    gold = (t.golden_answers or [""])[0]
-    out.append(with_gold_answer(t, chat.encode(gold), chat.end_of_turn))
-  return out
+  return [with_gold_answer(t, chat.assistant_turn(t.gold_answer)) for t in trajectories]
 
 
 def score(model, examples: Sequence, rows: int = 64, max_length: int = 4096) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +78,20 @@ def _answer_logprobs(graphdef, state, tokens, attention_mask, starts, ends, *, s
 
 
 def score_trajectories(model, chat, trajectories, rows: int = 64, max_length: int = 4096):
-  """log p(y*|x,z) and the gold answer's token count per trajectory (NaN / 0 when it never reached the answer)."""
-  return score(model, gold_examples(trajectories, chat), rows, max_length)
+  """log p(y*|x,z) and the gold answer's token count per trajectory (NaN / 0 when it never reached the answer).
+
+  A trajectory the rollout scored on its own cache (`rollout(score_gold=True)`) keeps that score when its example
+  fits in `max_length`; the others are scored here with a full forward pass (the same numbers to float rounding).
+  """
+  examples = gold_examples(trajectories, chat)
+  done = [
+      t.gold_logprob is not None and e is not None and len(e.tokens) <= max_length
+      for t, e in zip(trajectories, examples)
+  ]
+  logp, count = score(model, [None if d else e for d, e in zip(done, examples)], rows, max_length)
+  for i in np.flatnonzero(done):
+    logp[i], count[i] = trajectories[i].gold_logprob, trajectories[i].gold_tokens
+  return logp, count
 
 
 def weigh(

@@ -238,6 +238,7 @@ class EMRun:
         cfg,
         mesh=self._sample_mesh(),
         progress=self.progress,
+        score_gold=True,
     )
     logp, count = score_trajectories(model, self.chat, mine, max_length=self.cfg.train.max_length)
     scored = distributed.gather_shares(list(zip(mine, logp, count)), len(questions), cfg.samples)

@@ -28,12 +28,12 @@ class Example:
     return cls(tuple(row["tokens"]), tuple(bool(m) for m in row["loss_mask"]), float(row["weight"]))
 
 
-def with_gold_answer(traj, gold_tokens: Sequence[int], end_of_turn: int, weight: float = 1.0) -> Optional[Example]:
-  """The trajectory up to its answer request, then the gold answer (all trained on). None if never asked."""
+def with_gold_answer(traj, answer: Sequence[int], weight: float = 1.0) -> Optional[Example]:
+  """The trajectory up to its answer request, then the gold answer turn's tokens `answer` (all trained on). None
+  if never asked."""
   if traj.answer_start < 0:
     return None
   cut = traj.answer_start
-  answer = list(gold_tokens) + [end_of_turn]
   return Example(
       tuple(traj.tokens[:cut]) + tuple(answer), tuple(traj.loss_mask[:cut]) + (True,) * len(answer), float(weight)
   )

@@ -86,25 +86,30 @@ class Attention(nnx.Module):
       y = y + getattr(self, name + "_bias")[...].astype(self.config.jnp_dtype)
     return y
 
-  def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None, held_bound=None):
+  def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None, held_bound=None, packing=None):
     """x (B,T,E); mask (B,T,K) True where a query may see a key; returns (out, (k, v) of this layer).
 
     Without a cache the mask is causal in token order, so query block [lo, hi) only needs keys [0, hi):
-    `_query_blocks` splits the queries and skips the keys above the diagonal.
+    `_query_blocks` splits the queries and skips the keys above the diagonal. With `packing` (`Decoder.decode`)
+    x, positions and write_slots are (1,N) real tokens: the projections compute those only, and the queries go
+    to their (B,T) places for attention and back.
     """
     cfg = self.config
     q = apply_rope(self._project(x, "q"), positions, inv_freq)
     k = apply_rope(self._project(x, "k"), positions, inv_freq)
     v = self._project(x, "v")
     if cache_kv is not None:
-      rows = jnp.arange(x.shape[0])[:, None]  # with write_slots (B,T): the indexed block is (B,T,KV,D), as k
+      b, t = mask.shape[:2]
+      rows = jnp.arange(b)[:, None] if packing is None else (packing // t)[None]  # indexed block: k's shape
       k = cache_kv[0].at[rows, :, write_slots].set(k.astype(cache_kv[0].dtype), mode="drop")
       v = cache_kv[1].at[rows, :, write_slots].set(v.astype(cache_kv[1].dtype), mode="drop")
       window = mask.shape[-1]  # attention reads the first `window` slots only (Decoder.decode)
-      if x.shape[1] == 1:
+      if packing is not None:
+        q = jnp.zeros((b * t, *q.shape[2:]), q.dtype).at[packing].set(q[0], mode="drop").reshape(b, t, *q.shape[2:])
+      if t == 1:
         out = self._attend_one(q, k[:, :, :window], v[:, :, :window], mask)
       else:  # query block [lo, hi) sees at most held_bound + hi slots (fresh prompts: the keys up to hi)
-        blocks = _query_blocks(x.shape[1]) if held_bound is not None else [(0, x.shape[1])]
+        blocks = _query_blocks(t) if held_bound is not None else [(0, t)]
         ends = [window if held_bound is None else min(window, held_bound + hi) for _, hi in blocks]
         out = jnp.concatenate(
             [
@@ -113,6 +118,8 @@ class Attention(nnx.Module):
             ],
             axis=1,
         )
+      if packing is not None:
+        out = jnp.take(out.reshape(b * t, *out.shape[2:]), packing, axis=0, mode="clip")[None]
     else:
       out = jnp.concatenate(
           [
@@ -176,8 +183,10 @@ class Block(nnx.Module):
     self.mlp_norm = RMSNorm(config, rngs)
     self.mlp = MLP(config, rngs)
 
-  def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None, held_bound=None):
-    attn_out, new_kv = self.attn(self.attn_norm(x), positions, mask, inv_freq, cache_kv, write_slots, held_bound)
+  def __call__(self, x, positions, mask, inv_freq, cache_kv=None, write_slots=None, held_bound=None, packing=None):
+    attn_out, new_kv = self.attn(
+        self.attn_norm(x), positions, mask, inv_freq, cache_kv, write_slots, held_bound, packing
+    )
     x = x + attn_out
     return x + self.mlp(self.mlp_norm(x)), new_kv
 
@@ -230,6 +239,8 @@ class Decoder(nnx.Module):
       attention_mask=None,
       window: Optional[int] = None,
       held_bound: Optional[int] = None,
+      packing: Optional[jnp.ndarray] = None,
+      logits_at: Optional[jnp.ndarray] = None,
   ):
     """Appends the real tokens of `input_ids` to each row's cache; returns (logits, new cache).
 
@@ -237,6 +248,12 @@ class Decoder(nnx.Module):
     slots of the cache, which must then hold every row's keys, old and new (a short conversation in a long
     cache pays for its own length only); `held_bound`, no row holds more than this many tokens before the
     call, so a prefill's query blocks skip the slots past their diagonal, as the uncached pass does.
+
+    `packing` (N,): the flat positions b*T+t of the real tokens, in order, then B*T for each unused entry
+    (`engine.packing_index`). The per-token parts of each layer (norms, projections, MLP: most of a prefill's
+    work) then compute N tokens instead of B*T, only attention sees the padded (B,T) layout: a turn whose
+    appends range from 30 to 140 tokens pays for the tokens it has. `logits_at` (B,): logits of that token of
+    each row only, (B,1,V), as a prefill needs (all of them would cost (B,T,V)).
     """
     mask = _real_tokens(input_ids, attention_mask)
     slots = cache.lengths[:, None] + jnp.cumsum(mask, axis=1) - 1  # (B,T) slot == RoPE position
@@ -249,13 +266,24 @@ class Decoder(nnx.Module):
         & self._in_window(slots[:, :, None], key_slots)
     )
     positions = jnp.maximum(slots, 0)
+    if packing is not None:  # (B,T) -> (1,N) real tokens; unused entries write nowhere
+      packed = lambda a, fill: jnp.take(a.reshape(-1), packing, mode="fill", fill_value=fill)[None]  # noqa: E731
+      input_ids, positions = packed(input_ids, 0), packed(positions, 0)
+      write_slots = packed(write_slots, cache.max_length)
     x = self._embed(input_ids)
     inv_freq = inverse_frequencies(self.config)
     keys, values = [], []
     for i, layer in enumerate(self.layers):
-      x, (k, v) = layer(x, positions, visible, inv_freq, (cache.keys[i], cache.values[i]), write_slots, held_bound)
+      cache_kv = (cache.keys[i], cache.values[i])
+      x, (k, v) = layer(x, positions, visible, inv_freq, cache_kv, write_slots, held_bound, packing)
       keys.append(k)
       values.append(v)
+    if logits_at is not None:
+      b, t = mask.shape
+      where = jnp.arange(b) * t + logits_at
+      if packing is not None:  # the packed entry of each row's token (rows without one get any: masked later)
+        where = jnp.minimum(jnp.searchsorted(packing, where), packing.shape[0] - 1)
+      x = jnp.take(x.reshape(-1, x.shape[-1]), where, axis=0)[:, None]
     logits = self.logits(self.final_norm(x))
     return logits, KVCache(keys=keys, values=values, lengths=new_lengths)
 

@@ -57,25 +57,22 @@ def new_cache(graphdef, state, *, batch, capacity, sharding, dtype=None):
 @functools.partial(
     jax.jit, static_argnames=("graphdef", "sharding", "window", "held_bound"), donate_argnames=("cache", "last")
 )
-def extend(graphdef, state, cache, last, ids, mask, *, sharding, window, held_bound):
+def extend(graphdef, state, cache, last, ids, mask, *, sharding, window, held_bound, packing=None):
   """Appends the real tokens of each row; rows with no real token keep their cache and last logits.
-
-  Each row's last real token goes in on its own, after the others: only its logits are needed, and
-  computing (rows, width, vocab) logits would cost a fifth of a prefill's time and gigabytes of memory.
-  """
+  `packing`: None, or where the real tokens lie (`Decoder.decode`), so that the dense layers compute only them."""
   compiles["count"] += 1
-  cache, last = _append(nnx.merge(graphdef, state), cache, last, ids, mask, window, held_bound)
+  cache, last = _append(nnx.merge(graphdef, state), cache, last, ids, mask, window, held_bound, packing)
   return _constrain(cache, sharding), last
 
 
 @functools.partial(
     jax.jit, static_argnames=("graphdef", "sharding", "window", "held_bound"), donate_argnames=("cache", "last")
 )
-def extend_rows(graphdef, state, cache, last, rows, ids, mask, *, sharding, window, held_bound):
+def extend_rows(graphdef, state, cache, last, rows, ids, mask, *, sharding, window, held_bound, packing=None):
   """`extend` of the rows `rows` (distinct) alone, ids and mask one row each: the others cost nothing."""
   compiles["count"] += 1
   sub, sub_last = _append(
-      nnx.merge(graphdef, state), _rows_view(cache, rows, window), last[rows], ids, mask, window, held_bound
+      nnx.merge(graphdef, state), _rows_view(cache, rows, window), last[rows], ids, mask, window, held_bound, packing
   )
   return _constrain(_put_rows(cache, sub, rows), sharding), last.at[rows].set(sub_last)
 
@@ -99,22 +96,26 @@ def _put_rows(cache: KVCache, sub: KVCache, rows) -> KVCache:
   )
 
 
-def _append(model, cache, last, ids, mask, window, held_bound):
-  """(cache, last logits) after appending each row's real tokens (see `extend`)."""
-  width = ids.shape[1]
+def _append(model, cache, last, ids, mask, window, held_bound, packing):
+  """(cache, last logits) after appending each row's real tokens: logits of each row's last real token only
+  (all of them would cost (rows, width, vocab), a fifth of a prefill's time and gigabytes of memory)."""
   count = mask.sum(1)
-  final = width - 1 - jnp.argmax(mask[:, ::-1], axis=1)
-  _, cache = model.decode(
-      ids,
-      cache,
-      attention_mask=mask & (jnp.arange(width)[None, :] != final[:, None]),
-      window=window,
-      held_bound=held_bound,
-  )
+  final = ids.shape[1] - 1 - jnp.argmax(mask[:, ::-1], axis=1)
   logits, cache = model.decode(
-      jnp.take_along_axis(ids, final[:, None], axis=1), cache, attention_mask=(count > 0)[:, None], window=window
+      ids, cache, attention_mask=mask, window=window, held_bound=held_bound, packing=packing, logits_at=final
   )
   return cache, jnp.where((count > 0)[:, None], logits[:, 0], last)
+
+
+@functools.partial(jax.jit, static_argnames=("graphdef", "window"))
+def continuation_logprobs(graphdef, state, cache, rows, keep, ids, mask, *, window):
+  """(R, T-1): log p(ids[r, t+1]) given the first keep[r] cache slots of row rows[r] and ids[r, :t+1]; right
+  padded (`mask`). The cache is read, not changed."""
+  compiles["count"] += 1
+  view = dataclasses.replace(_rows_view(cache, rows, window), lengths=keep)
+  logits, _ = nnx.merge(graphdef, state).decode(ids, view, attention_mask=mask, window=window)
+  logp = jax.nn.log_softmax(logits[:, :-1], axis=-1)
+  return jnp.where(mask[:, 1:], jnp.take_along_axis(logp, ids[:, 1:, None], axis=-1)[..., 0], 0.0)
 
 
 @functools.partial(jax.jit, static_argnames=("sharding",))

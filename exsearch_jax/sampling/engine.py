@@ -23,51 +23,18 @@ from flax import nnx
 from exsearch_jax.models.decoder import Decoder
 from exsearch_jax.sampling import decode_programs as programs
 from exsearch_jax.sampling.decode_programs import BUDGET, EOS, STOP, compiles, stop_array  # noqa: F401 (re-exported)
+from exsearch_jax.sampling.shapes import (  # noqa: F401 (bucket, attention_window: re-exported)
+    APPEND_SAVING,
+    attention_window,
+    bucket,
+    length_groups,
+    packing_index,
+    prefill_kwargs,
+    prefill_width,
+)
 
 SHARED_PREFIX = 32  # tokens common to every prompt of a session worth prefilling once (`DecodeSession.start`)
-# Length groups are prefilled apart when they compute at most this share of one call's padded slots: prompts
-# (`start`, once per session: every group also costs a copy of its cache rows and programs to compile) and the
-# turns appended after a search (`extend`, every turn, in place: measured in docs/benchmarks.md with
-# `benchmarks/rollout_breakdown.py`).
-PROMPT_SAVING, APPEND_SAVING = 0.5, 0.9
-
-
-def bucket(n: int, minimum: int = 16) -> int:
-  return max(minimum, 1 << max(0, int(n) - 1).bit_length())
-
-
-def attention_window(need: int, capacity: int) -> int:
-  """Cache slots the attention reads when no row will hold more than `need`: a power of two (>= 128), at most
-  `capacity`. Slots past a row's length are masked to zeros, so the window changes the time, and float rounding
-  only (XLA sums a short dot in another order): attention over an 8,192-slot cache whose rows hold 300 tokens
-  reads 512 slots."""
-  return min(int(capacity), bucket(need, minimum=128))
-
-
-def _prefill_kwargs(held: int, width: int, need: int, capacity: int) -> dict:
-  """`window` and `held_bound` of a prefill of `width` tokens onto rows holding <= `held` tokens, <= `need` after:
-  where the cache has room, a window with `width` slots to spare past `held`, so query blocks may stop at their
-  diagonal (held_bound = window - width: static, one program per window and width)."""
-  if held + width <= capacity:
-    window = attention_window(held + width, capacity)
-    return {"window": window, "held_bound": window - width}
-  return {"window": attention_window(need, capacity), "held_bound": None}
-
-
-def length_groups(lengths: Sequence[int], shards: int = 1, saving: float = PROMPT_SAVING) -> list[list[int]]:
-  """Indices of prompts (or of a turn's appends) to prefill together: one group per prefill width, when that
-  computes at most `saving` of the padded tokens of one batch at the longest one's width (16 prompts of 37-360
-  tokens: 43%), else one group. Each group is a batch of its own (rows a power of two that `shards` divides):
-  more programs to compile, far less padding."""
-  rows = lambda n: -(-bucket(n, minimum=1) // shards) * shards  # noqa: E731
-  widths = [_prefill_width(max(n, 1)) for n in lengths]
-  groups: dict[int, list[int]] = {}
-  for i, w in sorted(enumerate(widths), key=lambda iw: iw[1]):
-    groups.setdefault(w, []).append(i)
-  together = rows(len(lengths)) * max(widths, default=16)
-  if len(groups) > 1 and sum(rows(len(g)) * w for w, g in groups.items()) <= saving * together:
-    return list(groups.values())
-  return [list(range(len(lengths)))]
+SCORE_ROWS = 32  # rows per `continuation_logprobs` call: its logits are (rows, tokens, vocab) floats
 
 
 def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple:
@@ -77,12 +44,6 @@ def _common_prefix(sequences: Sequence[Sequence[int]]) -> tuple:
     if any(s[i] != token for s in sequences):
       return tuple(shortest[:i])
   return tuple(shortest)
-
-
-def _prefill_width(n: int) -> int:
-  """Powers of two and 3/4 of them: a prefill pays for its padding, so waste <= 1/3 for 2x the programs."""
-  b = bucket(n)
-  return b * 3 // 4 if b * 3 // 4 >= max(n, 16) else b
 
 
 @dataclasses.dataclass
@@ -139,7 +100,7 @@ class DecodeSession:
 
   def _extend_group(self, live: Sequence[int], added: dict[int, Sequence[int]]):
     """Prefills the tokens `added` to the rows `live` in one call at their width."""
-    width = _prefill_width(max(len(added[r]) for r in live))
+    width = prefill_width(max(len(added[r]) for r in live))
     held = self.lengths.copy()
     ids, mask = np.zeros((self.rows, width), np.int32), np.zeros((self.rows, width), bool)
     for r in live:
@@ -148,10 +109,18 @@ class DecodeSession:
       self.lengths[r] += len(tokens)
     rows = self._compacted(live)
     chosen = slice(None) if rows is None else rows
-    kwargs = _prefill_kwargs(int(held[chosen].max()), width, int(self.lengths[chosen].max()), self.capacity)
+    kwargs = prefill_kwargs(int(held[chosen].max()), width, int(self.lengths[chosen].max()), self.capacity)
     if rows is None:
       self.cache, self.last = programs.extend(
-          self.graphdef, self.state, self.cache, self.last, ids, mask, sharding=self.sharding, **kwargs
+          self.graphdef,
+          self.state,
+          self.cache,
+          self.last,
+          ids,
+          mask,
+          sharding=self.sharding,
+          packing=packing_index(mask),
+          **kwargs,
       )
     else:
       self.cache, self.last = programs.extend_rows(
@@ -163,6 +132,7 @@ class DecodeSession:
           ids[rows],
           mask[rows],
           sharding=self.sharding,
+          packing=packing_index(mask[rows]),
           **kwargs,
       )
 
@@ -244,7 +214,7 @@ class DecodeSession:
     if cache is None:
       cache = self._empty_cache(batch)
       last = jnp.zeros((batch, self.last.shape[-1]), jnp.float32)
-    width = _prefill_width(max((len(t) for t in token_lists), default=1))
+    width = prefill_width(max((len(t) for t in token_lists), default=1))
     ids, mask = np.zeros((batch, width), np.int32), np.zeros((batch, width), bool)
     for r, tokens in enumerate(token_lists):
       ids[r, : len(tokens)], mask[r, : len(tokens)] = tokens, True
@@ -256,8 +226,35 @@ class DecodeSession:
         ids,
         mask,
         sharding=self.sharding,
-        **_prefill_kwargs(held, width, held + max(map(len, token_lists)), self.capacity),
+        packing=packing_index(mask),
+        **prefill_kwargs(held, width, held + max(map(len, token_lists)), self.capacity),
     )
+
+  def continuation_logprobs(
+      self, rows: Sequence[int], keep: Sequence[int], tokens: Sequence[Sequence[int]]
+  ) -> list[np.ndarray]:
+    """For each row rows[i], its first keep[i] cache slots followed by tokens[i] (>= 2 tokens): the log-probs of
+    tokens[i][1:], each given everything before it. The cache is left as it was. The E-step's log p(y*|x,z) of a
+    trajectory on the cache it was sampled with: the gold answer's few tokens instead of the whole trajectory
+    prefilled again."""
+    for r, k, t in zip(rows, keep, tokens):
+      if not (len(t) >= 2 and 0 <= k <= self.lengths[r] and k + len(t) <= self.capacity):
+        raise ValueError(f"row {r}: cannot score {len(t)} tokens after {k} of its {self.lengths[r]} cached ones")
+    scored = []
+    for start in range(0, len(rows), SCORE_ROWS):
+      part = list(range(start, min(start + SCORE_ROWS, len(rows))))
+      height, width = self._row_bucket(len(part)), bucket(max(len(tokens[i]) for i in part), minimum=8)
+      chosen, held = np.full(height, rows[part[0]], np.int32), np.zeros(height, np.int32)
+      ids, mask = np.zeros((height, width), np.int32), np.zeros((height, width), bool)
+      for j, i in enumerate(part):
+        chosen[j], held[j] = rows[i], keep[i]
+        ids[j, : len(tokens[i])], mask[j, : len(tokens[i])] = tokens[i], True
+      window = attention_window(int((held + mask.sum(1)).max()), self.capacity)
+      logp = np.asarray(
+          programs.continuation_logprobs(self.graphdef, self.state, self.cache, chosen, held, ids, mask, window=window)
+      )
+      scored += [logp[j, : len(tokens[i]) - 1] for j, i in enumerate(part)]
+    return scored
 
   def room(self, r: int) -> int:
     return int(self.capacity - self.lengths[r])
@@ -364,7 +361,7 @@ def generate(
     raise ValueError("generate: every prompt needs at least one token")
   eos = model.config.eos_token_id if eos_token_ids is None else eos_token_ids
   eos = [eos] if isinstance(eos, int) else list(eos or [])
-  width = _prefill_width(max(len(p) for p in prompts))
+  width = prefill_width(max(len(p) for p in prompts))
   session = DecodeSession(
       model,
       len(prompts),

@@ -114,8 +114,30 @@ def _states(rows: list[_Row], grammar) -> Optional[list]:
   ]
 
 
+def _score_gold(session, rows: list[_Row], chat: ChatFormat):
+  """Sets log p(y*|x,z) of every trajectory that asked for its answer, on the cache it was sampled with: the cache
+  row cut back to just before the answer turn, then the gold answer turn appended (`gold_examples`' tokens)."""
+  asked = [i for i, r in enumerate(rows) if r.traj.answer_start > 0]
+  answers = {i: chat.assistant_turn(rows[i].traj.gold_answer) for i in asked}
+  fits = [i for i in asked if rows[i].traj.answer_start + len(answers[i]) <= session.capacity]
+  cuts = [rows[i].traj.answer_start - 1 for i in fits]  # that token again: its logits predict the answer's first
+  tokens = [[rows[i].traj.tokens[c], *answers[i]] for i, c in zip(fits, cuts)]
+  for i, logp in zip(fits, session.continuation_logprobs(fits, cuts, tokens)):
+    rows[i].traj.gold_logprob, rows[i].traj.gold_tokens = float(logp.sum()), len(logp)
+
+
 def _rollout_chunk(
-    model, chat, retriever, rows: list[_Row], cfg: RolloutConfig, sharding, shards, progress, session_factory, grammar
+    model,
+    chat,
+    retriever,
+    rows: list[_Row],
+    cfg: RolloutConfig,
+    sharding,
+    shards,
+    progress,
+    session_factory,
+    grammar,
+    score_gold: bool = False,
 ):
   eot = chat.end_of_turn
   stops = [chat.encode(tj.SEARCH), chat.encode(tj.FINAL)]
@@ -208,6 +230,8 @@ def _rollout_chunk(
       session.extend(appends)
     if progress is not None:
       progress.update(sum(1 for i in actions if rows[i].done))
+  if score_gold:
+    _score_gold(session, rows, chat)
 
 
 def rollout(
@@ -219,12 +243,15 @@ def rollout(
     mesh=None,
     progress: bool = False,
     session_factory=engine.DecodeSession,
+    score_gold: bool = False,
 ) -> list[Trajectory]:
   """Samples `cfg.samples` trajectories for each question ({"id", "question", optional "golden_answers"}).
 
   Works with any retriever that has `search(queries, k) -> list[list[Hit]]` (in-process or HTTP client).
   Trajectories come back in question order, samples in order. `session_factory` builds the decoder
   state for a chunk (default `engine.DecodeSession`; tests pass a scripted policy with the same methods).
+  `score_gold`: the E-step's log p(y*|x,z) of each trajectory that asked for its answer, from the chunk's cache
+  before it is dropped (`Trajectory.gold_logprob`; `estep.score_trajectories` scores the others).
   """
   from exsearch_jax.sharding import batch_sharding
 
@@ -279,6 +306,7 @@ def rollout(
           bar if progress else None,
           session_factory,
           grammar,
+          score_gold,
       )
   logging.info("rollout: %d trajectories, %d new compiled programs", len(rows), engine.compiles["count"] - before)
   return [r.traj for r in rows]
