@@ -1,7 +1,7 @@
 """Where a SmolLM2 rollout's time goes, and what each decode-session optimisation buys, in one process.
 
   python benchmarks/rollout_breakdown.py [--questions 32] [--samples 4] [--max-steps 4] [--repeats 1]
-                                         [--variants default,no_compaction,one_group,no_packing]
+                                         [--variants default,no_compaction,one_group,no_packing,no_shrink]
 
 The E-step rollout of `benchmarks/em_iteration.py` (SmolLM2-135M-Instruct, the demo world, BM25; ours only),
 with every `DecodeSession` call timed by kind: `start` (the prompts' prefill), `extend` (the turns appended
@@ -11,6 +11,7 @@ real tokens against the padded slots computed. Variants switch one optimisation 
   no_compaction   every call computes all rows, also when most have no work (`DecodeSession._compacted`)
   one_group       a turn's appends are prefilled in one call at the longest one's width (`length_groups`)
   no_packing      a prefill's dense layers compute every padded slot, not only the real tokens (`packing_index`)
+  no_shrink       a decode round runs all its rows until the last ends, not its few long rows alone (`SHRINK_ROWS`)
 Each variant runs once to compile, then `--repeats` timed passes, the variants interleaved so that a change of
 machine load falls on all of them; the table gives the fastest pass, and whether each variant's trajectories
 equal the default's (padding and batch move the logits by float rounding only, so they normally do).
@@ -29,7 +30,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VARIANTS = ("default", "no_compaction", "one_group", "no_packing")
+VARIANTS = ("default", "no_compaction", "one_group", "no_packing", "no_shrink")
 
 
 @contextlib.contextmanager
@@ -39,17 +40,19 @@ def variant(name: str):
 
   if name not in VARIANTS:
     raise SystemExit(f"--variants: unknown variant {name!r}; known: {', '.join(VARIANTS)}")
-  saved = engine.DecodeSession._compacted, engine.length_groups, engine.packing_index
+  saved = engine.DecodeSession._compacted, engine.length_groups, engine.packing_index, engine.SHRINK_ROWS
   if name == "no_compaction":
     engine.DecodeSession._compacted = lambda self, live: None
   if name == "one_group":
     engine.length_groups = lambda lengths, *args, **kwargs: [list(range(len(lengths)))]
   if name == "no_packing":
     engine.packing_index = lambda mask: None
+  if name == "no_shrink":
+    engine.SHRINK_ROWS = 1 << 30
   try:
     yield
   finally:
-    engine.DecodeSession._compacted, engine.length_groups, engine.packing_index = saved
+    engine.DecodeSession._compacted, engine.length_groups, engine.packing_index, engine.SHRINK_ROWS = saved
 
 
 def timed_session_class(stats: collections.Counter):
@@ -70,10 +73,20 @@ def timed_session_class(stats: collections.Counter):
 
     return run
 
-  engine.programs = types.SimpleNamespace(  # the session's programs, its prefills counted
-      **{name: getattr(decode_programs, name) for name in ("new_cache", "gather_rows", "decode", "decode_rows")},
+  def rounds(program):
+    def run(*args, **kwargs):
+      stats["decode calls"] += 1
+      stats["decode calls going on (fewer rows)"] += args[-1] is not None  # the carried state of a round
+      return program(*args, **kwargs)
+
+    return run
+
+  engine.programs = types.SimpleNamespace(  # the session's programs, its prefills and decode calls counted
+      **{name: getattr(decode_programs, name) for name in ("new_cache", "gather_rows", "continuation_logprobs")},
       extend=counted(decode_programs.extend),
       extend_rows=counted(decode_programs.extend_rows),
+      decode=rounds(decode_programs.decode),
+      decode_rows=rounds(decode_programs.decode_rows),
   )
 
   def timed(kind, method):
@@ -156,6 +169,8 @@ def _report(best, tokens, names):
       "prefill real tokens",
       "prefill padded slots",
       "prefill dense entries",
+      "decode calls",
+      "decode calls going on (fewer rows)",
       "model-written tokens",
       "programs compiled",
   ]

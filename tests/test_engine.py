@@ -312,6 +312,46 @@ def test_packed_prefills_sample_what_padded_ones_do(model, monkeypatch):
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+@pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
+def test_a_round_goes_on_with_its_few_long_rows_alone(model, monkeypatch):
+  """32 rows, 28 with a budget of 3 tokens and 4 with 40: the round's call returns once at most 8 rows run, and
+  the 4 long turns go on in a call of their own 4 rows, from where they were; every row samples what it samples
+  in one call of all 32 (log-probs to float rounding), and the next round starts from the same cache."""
+  from exsearch_jax.sampling import engine
+
+  rng = np.random.default_rng(6)
+  prompts = [rng.integers(1, CONFIG.vocab_size, 3 + r % 7).tolist() for r in range(32)]
+  budgets = [40 if r % 8 == 5 else 3 for r in range(32)]
+  calls = []
+  for name in ("decode", "decode_rows"):
+    program = getattr(engine.programs, name)
+
+    def recorded(*args, _program=program, **kwargs):
+      calls.append((kwargs["floor"], args[-1] is not None))  # (floor, went on from a carried state)
+      return _program(*args, **kwargs)
+
+    monkeypatch.setattr(engine.programs, name, recorded)
+
+  def rounds():
+    session = engine.DecodeSession(model, 32, 256, seeds=list(range(32)))
+    session.start(prompts)
+    first = session.decode(budgets, temperature=1.0)
+    session.extend([[t[-1]] for t in first.tokens])
+    second = session.decode([4] * 32, temperature=1.0)
+    return first.tokens + second.tokens, first.logprobs + second.logprobs
+
+  tokens, logprobs = rounds()
+  assert calls[:2] == [(8, False), (0, True)]  # the 32-row call, then the 4 long rows from where they were
+  assert [len(t) for t in tokens[:32]] == budgets
+  del calls[:]
+  monkeypatch.setattr(engine, "SHRINK_ROWS", 10**6)
+  expected, expected_logprobs = rounds()
+  assert calls[0] == (0, False) and not any(carried for _, carried in calls)
+  assert tokens == expected
+  for got, want in zip(logprobs, expected_logprobs):
+    np.testing.assert_allclose(got, want, atol=1e-5)
+
+
 def _counted(method, calls):
   def wrapper(self, *args):
     calls.append(len(args[0]))

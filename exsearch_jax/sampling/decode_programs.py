@@ -143,7 +143,7 @@ class _SamplingState(NamedTuple):
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window"),
+    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window", "floor"),
     donate_argnames=("cache",),
 )
 def decode(
@@ -156,6 +156,7 @@ def decode(
     stop_ids,
     eos_ids,
     grammar,
+    carry=None,
     *,
     max_new,
     temperature,
@@ -163,6 +164,7 @@ def decode(
     top_k,
     sharding,
     window,
+    floor=0,
 ):
   """Samples up to `budget[r]` tokens per row (0 = row idle). The stop token is sampled but not fed.
   Attention reads the first `window` cache slots, which hold every row's tokens and its budget.
@@ -171,6 +173,11 @@ def decode(
   each row samples among the tokens its state allows that still let the turn end within its budget, and
   moves to the state its token leads to (to `half_spent[state]` once half its budget is written; see
   `grammar.py`). Log-probs are the model's own, before the mask.
+
+  The loop returns once at most `floor` rows are still running (0: once all ended), with the state to go on
+  from: (cache, out, logprobs, lengths, done, reason, automaton). `carry` (out, logprobs, lengths, done, reason,
+  automaton), one row each, goes on from such a state instead of starting, so the host can continue the few
+  long turns in a smaller batch (`DecodeSession.decode`).
   """
   compiles["count"] += 1
   model = nnx.merge(graphdef, state)
@@ -197,14 +204,17 @@ def decode(
     )
     return jnp.where(done, 0, reason)
 
-  automaton = jnp.zeros((batch,), jnp.int32) if grammar is None else grammar[4]
-  first, first_lp, automaton = sample(last, cache.lengths, automaton, jnp.zeros((batch,), jnp.int32))
-  out = jnp.zeros((batch, max_new), jnp.int32).at[:, 0].set(first)
-  logprobs = jnp.zeros((batch, max_new), jnp.float32).at[:, 0].set(first_lp)
-  idle = budget <= 0
-  lengths = jnp.where(idle, 0, 1).astype(jnp.int32)
-  reason = finished(out, lengths, first, idle)
-  done = idle | (reason > 0)
+  if carry is None:
+    automaton = jnp.zeros((batch,), jnp.int32) if grammar is None else grammar[4]
+    first, first_lp, automaton = sample(last, cache.lengths, automaton, jnp.zeros((batch,), jnp.int32))
+    out = jnp.zeros((batch, max_new), jnp.int32).at[:, 0].set(first)
+    logprobs = jnp.zeros((batch, max_new), jnp.float32).at[:, 0].set(first_lp)
+    idle = budget <= 0
+    lengths = jnp.where(idle, 0, 1).astype(jnp.int32)
+    reason = finished(out, lengths, first, idle)
+    start = _SamplingState(cache, out, logprobs, lengths, idle | (reason > 0), reason, automaton)
+  else:
+    start = _SamplingState(cache, *carry)
 
   def body(s: _SamplingState) -> _SamplingState:
     token = s.out[rows, jnp.maximum(s.lengths - 1, 0)]
@@ -224,19 +234,26 @@ def decode(
         automaton=jnp.where(s.done, s.automaton, moved),
     )
 
-  final = jax.lax.while_loop(
-      lambda s: ~s.done.all(), body, _SamplingState(cache, out, logprobs, lengths, done, reason, automaton)
+  final = jax.lax.while_loop(lambda s: (~s.done).sum() > floor, body, start)
+  return (
+      _constrain(final.cache, sharding),
+      final.out,
+      final.logprobs,
+      final.lengths,
+      final.done,
+      final.reason,
+      final.automaton,
   )
-  return _constrain(final.cache, sharding), final.out, final.logprobs, final.lengths, final.reason
 
 
 @functools.partial(
     jax.jit,
-    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window"),
+    static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window", "floor"),
     donate_argnames=("cache",),
 )
-def decode_rows(graphdef, state, cache, last, rows, budget, keys, stop_ids, eos_ids, grammar, **static):
-  """`decode` of the rows `rows` (distinct) alone, `budget` and the grammar's states one per row of `rows`."""
+def decode_rows(graphdef, state, cache, last, rows, budget, keys, stop_ids, eos_ids, grammar, carry=None, **static):
+  """`decode` of the rows `rows` (distinct) alone, `budget`, `carry` and the grammar's states one per row of
+  `rows`."""
   sharding, window = static.pop("sharding"), static["window"]
   sub, *result = decode(
       graphdef,
@@ -248,6 +265,7 @@ def decode_rows(graphdef, state, cache, last, rows, budget, keys, stop_ids, eos_
       stop_ids,
       eos_ids,
       grammar,
+      carry,
       sharding=None,
       **static,
   )

@@ -25,6 +25,7 @@ from exsearch_jax.sampling import decode_programs as programs
 from exsearch_jax.sampling.decode_programs import BUDGET, EOS, STOP, compiles, stop_array  # noqa: F401 (re-exported)
 from exsearch_jax.sampling.shapes import (  # noqa: F401 (bucket, attention_window: re-exported)
     APPEND_SAVING,
+    SHRINK_ROWS,
     attention_window,
     bucket,
     length_groups,
@@ -273,12 +274,14 @@ class DecodeSession:
     """Samples until each row with budget > 0 ends. Only the last (stop) token is not yet in the cache.
 
     `grammar` (a `grammar.TurnGrammar`) with `states` (each row's automaton state) constrains the tokens.
+    A call returns to the host when at most a quarter of its rows still run (`SHRINK_ROWS`); those go on alone.
     """
     budget = np.zeros(self.rows, np.int32)
     budget[: len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
     max_new = bucket(int(budget.max(initial=1)), minimum=8)
     eos = np.asarray(list(eos_token_ids), np.int32).reshape(-1)
-    automaton: Optional[tuple] = None
+    stops = stop_array(stop)
+    automaton: Optional[tuple] = None  # the grammar's tables and each row's state
     if grammar is not None:
       assert states is not None, "a grammar needs each row's automaton state"
       if self._grammar is None or self._grammar[0] is not grammar:
@@ -292,45 +295,41 @@ class DecodeSession:
       row_states[: len(states)] = states
       automaton = (*self._grammar[1:], row_states)
     rows = self._compacted(np.flatnonzero(budget).tolist())
-    chosen = slice(None) if rows is None else rows
-    static = dict(
-        max_new=max_new,
-        temperature=float(temperature),
-        top_p=float(top_p),
-        top_k=int(top_k),
-        sharding=self.sharding,
-        window=attention_window(int((self.lengths + budget)[chosen].max()), self.capacity),
-    )
-    if rows is None:
-      self.cache, *computed = programs.decode(
-          self.graphdef,
-          self.state,
-          self.cache,
-          self.last,
-          budget,
-          self.keys,
-          stop_array(stop),
-          eos,
-          automaton,
-          **static,
+    state: list = []  # out, logprobs, lengths, done, reason, automaton of every row, after the first call
+    height = self.rows + 1
+    while not state or not state[3].all():
+      chosen = np.arange(self.rows) if rows is None else rows
+      shrink = len(chosen) < height  # a call that may return early has fewer rows than the one before
+      height = len(chosen)
+      static = dict(
+          max_new=max_new,
+          temperature=float(temperature),
+          top_p=float(top_p),
+          top_k=int(top_k),
+          sharding=self.sharding,
+          window=attention_window(int((self.lengths + budget)[chosen].max()), self.capacity),
+          floor=height // 4 if shrink and height // 4 >= SHRINK_ROWS else 0,
       )
-    else:  # only the rows with a budget decode
-      if automaton is not None:
-        automaton = (*automaton[:-1], automaton[-1][rows])
-      self.cache, *computed = programs.decode_rows(
-          self.graphdef,
-          self.state,
-          self.cache,
-          self.last,
-          rows,
-          budget[rows],
-          self.keys,
-          stop_array(stop),
-          eos,
-          automaton,
-          **static,
-      )
-    out, logprobs, lengths, reasons = (self._all_rows(np.asarray(c), rows) for c in computed)
+      carry = tuple(a[chosen] for a in state) if state else None
+      if rows is None:
+        self.cache, *computed = programs.decode(
+            self.graphdef, self.state, self.cache, self.last, budget, self.keys, stops, eos, automaton, carry, **static
+        )
+      else:  # only these rows decode (those with a budget, or those still running)
+        grammar_rows = None if automaton is None else (*automaton[:-1], automaton[-1][rows])
+        self.cache, *computed = programs.decode_rows(
+            *(self.graphdef, self.state, self.cache, self.last, rows, budget[rows], self.keys, stops, eos),
+            *(grammar_rows, carry),
+            **static,
+        )
+      if not state:  # rows outside the first call have nothing to do
+        state = [self._all_rows(np.array(c), rows) for c in computed]
+        state[3][np.setdiff1d(np.arange(self.rows), chosen)] = True
+      else:
+        for full, part in zip(state, computed):
+          full[chosen] = np.asarray(part)
+      rows = self._compacted(np.flatnonzero(~state[3]).tolist())
+    out, logprobs, lengths, reasons = state[0], state[1], state[2], state[4]
     self.lengths += np.maximum(lengths - 1, 0)
     n = len(budgets)
     return Round(

@@ -12,6 +12,9 @@ import numpy as np
 # turns appended after a search (`extend`, every turn, in place: measured in docs/benchmarks.md with
 # `benchmarks/rollout_breakdown.py`).
 PROMPT_SAVING, APPEND_SAVING = 0.5, 0.9
+# A decode round of R rows returns to the host once at most R/4 are still running, when R/4 is at least this
+# many, and goes on with those rows alone: a turn's few long rows stop paying for the batch's finished ones.
+SHRINK_ROWS = 8
 
 
 def bucket(n: int, minimum: int = 16) -> int:
