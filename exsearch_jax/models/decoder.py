@@ -250,7 +250,7 @@ class Decoder(nnx.Module):
     call, so a prefill's query blocks skip the slots past their diagonal, as the uncached pass does.
 
     `packing` (N,): the flat positions b*T+t of the real tokens, in order, then B*T for each unused entry
-    (`engine.packing_index`). The per-token parts of each layer (norms, projections, MLP: most of a prefill's
+    (`shapes.packing_index`). The per-token parts of each layer (norms, projections, MLP: most of a prefill's
     work) then compute N tokens instead of B*T, only attention sees the padded (B,T) layout: a turn whose
     appends range from 30 to 140 tokens pays for the tokens it has. `logits_at` (B,): logits of that token of
     each row only, (B,1,V), as a prefill needs (all of them would cost (B,T,V)).

@@ -7,7 +7,7 @@ hits end-of-sequence, a stop sequence or its budget. Row r samples the token at 
 key fold_in(key_r, p), so its draws depend neither on the batch a row is in nor on how its turns were cut;
 the batch decides the padding and the attention window, which move the logits by float rounding only (a
 run is deterministic; the same row in another batch can, rarely, sample another token). Shapes are bucketed
-(powers of two) so a run compiles a handful of programs (`decode_programs`; `compiles` counts them).
+(`shapes.py`) so a run compiles a handful of programs (`decode_programs`; `compiles` counts them).
 """
 
 from __future__ import annotations
