@@ -138,9 +138,7 @@ def test_a_prefix_common_to_every_prompt_is_prefilled_once(model):
 
   shared, tokens, logprobs = rounds(lambda s: s.start(prompts))
   apart, expected, expected_logprobs = rounds(lambda s: s.extend(prompts))
-  assert tokens == expected
-  for got, want in zip(logprobs, expected_logprobs):
-    np.testing.assert_allclose(got, want, atol=1e-5)
+  _assert_same_samples(tokens, logprobs, expected, expected_logprobs)
   assert shared.prefill_tokens == {"requested": sum(map(len, prompts)), "computed": len(common) + 5 + 9 + 1 + 20}
   np.testing.assert_array_equal(np.asarray(shared.cache.lengths), np.asarray(apart.cache.lengths))
 
@@ -169,9 +167,7 @@ def test_attention_window_changes_no_result(model, monkeypatch):
   monkeypatch.setattr(engine, "attention_window", lambda need, capacity: capacity)
   monkeypatch.setattr(engine, "prefill_kwargs", lambda *a: {"window": a[-1], "held_bound": None})
   expected, expected_logprobs = run(2048)
-  assert tokens == expected
-  for got, want in zip(logprobs, expected_logprobs):
-    np.testing.assert_allclose(got, want, atol=1e-5)
+  _assert_same_samples(tokens, logprobs, expected, expected_logprobs)
   assert [attention_window(n, 2048) for n in (1, 128, 129, 300, 5000)] == [128, 128, 256, 512, 2048]
   assert attention_window(300, 200) == 200
 
@@ -202,10 +198,9 @@ def test_rows_without_work_are_left_out_of_a_call_with_the_same_results(model, m
   monkeypatch.setattr(engine.DecodeSession, "_compacted", lambda self, live: None)
   expected, expected_logprobs, expected_reasons, whole = run()
   assert calls[0].tolist() == live and calls[1] is None
-  assert tokens == expected and reasons == expected_reasons
+  assert reasons == expected_reasons
+  _assert_same_samples(tokens, logprobs, expected, expected_logprobs)
   assert all(tokens[8 + r] == [] for r in range(8) if r not in live)
-  for got, want in zip(logprobs, expected_logprobs):
-    np.testing.assert_allclose(got, want, atol=1e-5)
   np.testing.assert_array_equal(compacted.lengths, whole.lengths)
   for got, want in zip(compacted.cache.keys + compacted.cache.values, whole.cache.keys + whole.cache.values):
     np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
@@ -253,22 +248,11 @@ def test_prompts_and_appends_of_very_different_lengths_are_prefilled_in_groups(m
   ]
   calls = []
   monkeypatch.setattr(engine.DecodeSession, "_extend_group", _counted(engine.DecodeSession._extend_group, calls))
-
-  def rounds():
-    session = engine.DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
-    session.start(prompts)
-    first = session.decode([16] * len(prompts), temperature=1.0)
-    session.extend(appends)
-    second = session.decode([16] * len(prompts), temperature=1.0)
-    return session, first.tokens + second.tokens, first.logprobs + second.logprobs
-
-  grouped, tokens, logprobs = rounds()
+  grouped, tokens, logprobs = _prompts_then_appends(model, prompts, appends)
   assert len(calls) == 2  # the appends: 150 tokens for four rows, 2 for five
   monkeypatch.setattr(engine, "length_groups", lambda lengths, *_: [list(range(len(lengths)))])
-  together, expected, expected_logprobs = rounds()
-  assert tokens == expected
-  for got, want in zip(logprobs, expected_logprobs):
-    np.testing.assert_allclose(got, want, atol=1e-5)
+  together, expected, expected_logprobs = _prompts_then_appends(model, prompts, appends)
+  _assert_same_samples(tokens, logprobs, expected, expected_logprobs)
   np.testing.assert_array_equal(np.asarray(grouped.cache.lengths), np.asarray(together.cache.lengths))
 
 
@@ -293,23 +277,12 @@ def test_packed_prefills_sample_what_padded_ones_do(model, monkeypatch):
     return extend(*args, packing=packing, **kwargs)
 
   monkeypatch.setattr(engine.programs, "extend", recorded)
-
-  def rounds():
-    session = engine.DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
-    session.start(prompts)
-    first = session.decode([16] * len(prompts), temperature=1.0)
-    session.extend(appends)
-    second = session.decode([16] * len(prompts), temperature=1.0)
-    return first.tokens + second.tokens, first.logprobs + second.logprobs
-
-  tokens, logprobs = rounds()
+  _, tokens, logprobs = _prompts_then_appends(model, prompts, appends)
   assert sizes[-1] == (512, 16 * 192)  # 3 x 150 + 7 x 2 = 464 real tokens of 16 rows x 192 slots
   monkeypatch.setattr(engine, "packing_index", lambda mask: None)
-  expected, expected_logprobs = rounds()
+  _, expected, expected_logprobs = _prompts_then_appends(model, prompts, appends)
   assert sizes[-1] is None
-  assert tokens == expected
-  for got, want in zip(logprobs, expected_logprobs):
-    np.testing.assert_allclose(got, want, atol=1e-5)
+  _assert_same_samples(tokens, logprobs, expected, expected_logprobs)
 
 
 @pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
@@ -347,6 +320,24 @@ def test_a_round_goes_on_with_its_few_long_rows_alone(model, monkeypatch):
   monkeypatch.setattr(engine, "SHRINK_ROWS", 10**6)
   expected, expected_logprobs = rounds()
   assert calls[0] == (0, False) and not any(carried for _, carried in calls)
+  _assert_same_samples(tokens, logprobs, expected, expected_logprobs)
+
+
+def _prompts_then_appends(model, prompts, appends):
+  """Two sampling rounds of 16 tokens per row on one session, the prompts before the first and the appends
+  before the second: (session, tokens, log-probs) of both rounds."""
+  from exsearch_jax.sampling import engine
+
+  session = engine.DecodeSession(model, len(prompts), 512, seeds=list(range(len(prompts))))
+  session.start(prompts)
+  first = session.decode([16] * len(prompts), temperature=1.0)
+  session.extend(appends)
+  second = session.decode([16] * len(prompts), temperature=1.0)
+  return session, first.tokens + second.tokens, first.logprobs + second.logprobs
+
+
+def _assert_same_samples(tokens, logprobs, expected, expected_logprobs):
+  """The same tokens, their log-probs equal to float rounding (another batch or padding sums in another order)."""
   assert tokens == expected
   for got, want in zip(logprobs, expected_logprobs):
     np.testing.assert_allclose(got, want, atol=1e-5)
