@@ -1,7 +1,8 @@
 """Where a SmolLM2 rollout's time goes, and what each decode-session optimisation buys, in one process.
 
   python benchmarks/rollout_breakdown.py [--questions 32] [--samples 4] [--max-steps 4] [--repeats 1]
-                                         [--variants default,no_compaction,one_group,no_packing,no_shrink]
+                                         [--variants default,no_compaction,one_group,no_packing,no_shrink,
+                                                     shrink_quarter]
 
 The E-step rollout of `benchmarks/em_iteration.py` (SmolLM2-135M-Instruct, the demo world, BM25; ours only),
 with every `DecodeSession` call timed by kind: `start` (the prompts' prefill), `extend` (the turns appended
@@ -12,6 +13,8 @@ real tokens against the padded slots computed. Variants switch one optimisation 
   one_group       a turn's appends are prefilled in one call at the longest one's width (`length_groups`)
   no_packing      a prefill's dense layers compute every padded slot, not only the real tokens (`packing_index`)
   no_shrink       a decode round runs all its rows until the last ends, not its few long rows alone (`SHRINK_ROWS`)
+  shrink_quarter  a decode round goes on with its running rows alone once three quarters ended, not half
+                  (`SHRINK_SHARE`)
 Each variant runs once to compile, then `--repeats` timed passes, the variants interleaved so that a change of
 machine load falls on all of them; the table gives the fastest pass, and whether each variant's trajectories
 equal the default's (padding and batch move the logits by float rounding only, so they normally do).
@@ -30,7 +33,7 @@ import types
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-VARIANTS = ("default", "no_compaction", "one_group", "no_packing", "no_shrink")
+VARIANTS = ("default", "no_compaction", "one_group", "no_packing", "no_shrink", "shrink_quarter")
 
 
 @contextlib.contextmanager
@@ -40,7 +43,13 @@ def variant(name: str):
 
   if name not in VARIANTS:
     raise SystemExit(f"--variants: unknown variant {name!r}; known: {', '.join(VARIANTS)}")
-  saved = engine.DecodeSession._compacted, engine.length_groups, engine.packing_index, engine.SHRINK_ROWS
+  saved = (
+      engine.DecodeSession._compacted,
+      engine.length_groups,
+      engine.packing_index,
+      engine.SHRINK_ROWS,
+      engine.SHRINK_SHARE,
+  )
   if name == "no_compaction":
     engine.DecodeSession._compacted = lambda self, live: None
   if name == "one_group":
@@ -49,10 +58,18 @@ def variant(name: str):
     engine.packing_index = lambda mask: None
   if name == "no_shrink":
     engine.SHRINK_ROWS = 1 << 30
+  if name == "shrink_quarter":
+    engine.SHRINK_SHARE = 4
   try:
     yield
   finally:
-    engine.DecodeSession._compacted, engine.length_groups, engine.packing_index, engine.SHRINK_ROWS = saved
+    (
+        engine.DecodeSession._compacted,
+        engine.length_groups,
+        engine.packing_index,
+        engine.SHRINK_ROWS,
+        engine.SHRINK_SHARE,
+    ) = saved
 
 
 def timed_session_class(stats: collections.Counter):

@@ -287,9 +287,10 @@ def test_packed_prefills_sample_what_padded_ones_do(model, monkeypatch):
 
 @pytest.mark.slow  # a parity check over a real forward/backward: 10-40 s
 def test_a_round_goes_on_with_its_few_long_rows_alone(model, monkeypatch):
-  """32 rows, 28 with a budget of 3 tokens and 4 with 40: the round's call returns once at most 8 rows run, and
-  the 4 long turns go on in a call of their own 4 rows, from where they were; every row samples what it samples
-  in one call of all 32 (log-probs to float rounding), and the next round starts from the same cache."""
+  """32 rows, 28 with a budget of 3 tokens and 4 with 40: the round's call returns once few rows run (at most
+  32 / SHRINK_SHARE), and the 4 long turns go on in a call of their own 4 rows, from where they were; every row
+  samples what it samples in one call of all 32 (log-probs to float rounding), and the next round starts from
+  the same cache."""
   from exsearch_jax.sampling import engine
 
   rng = np.random.default_rng(6)
@@ -314,7 +315,8 @@ def test_a_round_goes_on_with_its_few_long_rows_alone(model, monkeypatch):
     return first.tokens + second.tokens, first.logprobs + second.logprobs
 
   tokens, logprobs = rounds()
-  assert calls[:2] == [(8, False), (0, True)]  # the 32-row call, then the 4 long rows from where they were
+  floor = 32 // engine.SHRINK_SHARE
+  assert calls[:2] == [(floor, False), (0, True)]  # the 32-row call, then the 4 long rows from where they were
   assert [len(t) for t in tokens[:32]] == budgets
   del calls[:]
   monkeypatch.setattr(engine, "SHRINK_ROWS", 10**6)

@@ -129,8 +129,20 @@ def gather_rows(parts, source, live, *, sharding):
   return _constrain(cache, sharding), last
 
 
+class RoundRows(NamedTuple):
+  """Where each row of a decode round stands: what `decode` returns beside the cache, and what a later call
+  goes on from (`carry`). Arrays on the device, or their numpy copies on the host."""
+
+  out: jax.Array  # (B, max_new) tokens sampled this round
+  logprobs: jax.Array  # (B, max_new) their log-probabilities under the model
+  lengths: jax.Array  # (B,) tokens sampled per row
+  done: jax.Array  # (B,) rows that stopped (or were idle)
+  reason: jax.Array  # (B,) why: EOS, STOP, BUDGET (0 while running)
+  automaton: jax.Array  # (B,) grammar state per row (0 without a grammar)
+
+
 class _SamplingState(NamedTuple):
-  """The decode loop's carry: one row per trajectory."""
+  """The decode loop's carry: the cache and `RoundRows`' fields, one row per trajectory."""
 
   cache: object  # KVCache, every row's keys and values so far
   out: jax.Array  # (B, max_new) tokens sampled this round
@@ -174,10 +186,9 @@ def decode(
   moves to the state its token leads to (to `half_spent[state]` once half its budget is written; see
   `grammar.py`). Log-probs are the model's own, before the mask.
 
-  The loop returns once at most `floor` rows are still running (0: once all ended), with the state to go on
-  from: (cache, out, logprobs, lengths, done, reason, automaton). `carry` (out, logprobs, lengths, done, reason,
-  automaton), one row each, goes on from such a state instead of starting, so the host can continue the few
-  long turns in a smaller batch (`DecodeSession.decode`).
+  The loop returns (cache, `RoundRows`) once at most `floor` rows are still running (0: once all ended).
+  `carry`, a `RoundRows` of some of those rows, goes on from there instead of starting, so the host can continue
+  the few long turns in a smaller batch (`DecodeSession.decode`).
   """
   compiles["count"] += 1
   model = nnx.merge(graphdef, state)
@@ -235,15 +246,7 @@ def decode(
     )
 
   final = jax.lax.while_loop(lambda s: (~s.done).sum() > floor, body, start)
-  return (
-      _constrain(final.cache, sharding),
-      final.out,
-      final.logprobs,
-      final.lengths,
-      final.done,
-      final.reason,
-      final.automaton,
-  )
+  return _constrain(final.cache, sharding), RoundRows(*final[1:])
 
 
 @functools.partial(
@@ -255,7 +258,7 @@ def decode_rows(graphdef, state, cache, last, rows, budget, keys, stop_ids, eos_
   """`decode` of the rows `rows` (distinct) alone, `budget`, `carry` and the grammar's states one per row of
   `rows`."""
   sharding, window = static.pop("sharding"), static["window"]
-  sub, *result = decode(
+  sub, result = decode(
       graphdef,
       state,
       _rows_view(cache, rows, window),
@@ -269,7 +272,7 @@ def decode_rows(graphdef, state, cache, last, rows, budget, keys, stop_ids, eos_
       sharding=None,
       **static,
   )
-  return (_constrain(_put_rows(cache, sub, rows), sharding), *result)
+  return _constrain(_put_rows(cache, sub, rows), sharding), result
 
 
 def stop_array(stop: Iterable[Sequence[int]]) -> np.ndarray:

@@ -22,10 +22,11 @@ from flax import nnx
 
 from exsearch_jax.models.decoder import Decoder
 from exsearch_jax.sampling import decode_programs as programs
-from exsearch_jax.sampling.decode_programs import BUDGET, EOS, STOP, compiles, stop_array  # noqa: F401 (re-exported)
+from exsearch_jax.sampling.decode_programs import BUDGET, EOS, STOP, RoundRows, compiles, stop_array  # noqa: F401
 from exsearch_jax.sampling.shapes import (  # noqa: F401 (bucket, attention_window: re-exported)
     APPEND_SAVING,
     SHRINK_ROWS,
+    SHRINK_SHARE,
     attention_window,
     bucket,
     length_groups,
@@ -274,7 +275,8 @@ class DecodeSession:
     """Samples until each row with budget > 0 ends. Only the last (stop) token is not yet in the cache.
 
     `grammar` (a `grammar.TurnGrammar`) with `states` (each row's automaton state) constrains the tokens.
-    A call returns to the host when at most a quarter of its rows still run (`SHRINK_ROWS`); those go on alone.
+    A call returns to the host when at most half its rows still run (`SHRINK_SHARE`, `SHRINK_ROWS`); those go on
+    alone.
     """
     budget = np.zeros(self.rows, np.int32)
     budget[: len(budgets)] = [min(int(b), self.room(r)) for r, b in enumerate(budgets)]
@@ -295,9 +297,9 @@ class DecodeSession:
       row_states[: len(states)] = states
       automaton = (*self._grammar[1:], row_states)
     rows = self._compacted(np.flatnonzero(budget).tolist())
-    state: list = []  # out, logprobs, lengths, done, reason, automaton of every row, after the first call
+    every: Optional[RoundRows] = None  # every row's state, on the host, after the first call
     height = self.rows + 1
-    while not state or not state[3].all():
+    while every is None or not every.done.all():
       chosen = np.arange(self.rows) if rows is None else rows
       shrink = len(chosen) < height  # a call that may return early has fewer rows than the one before
       height = len(chosen)
@@ -308,28 +310,28 @@ class DecodeSession:
           top_k=int(top_k),
           sharding=self.sharding,
           window=attention_window(int((self.lengths + budget)[chosen].max()), self.capacity),
-          floor=height // 4 if shrink and height // 4 >= SHRINK_ROWS else 0,
+          floor=height // SHRINK_SHARE if shrink and height // SHRINK_SHARE >= SHRINK_ROWS else 0,
       )
-      carry = tuple(a[chosen] for a in state) if state else None
+      carry = None if every is None else RoundRows._make(a[chosen] for a in every)
       if rows is None:
-        self.cache, *computed = programs.decode(
+        self.cache, computed = programs.decode(
             self.graphdef, self.state, self.cache, self.last, budget, self.keys, stops, eos, automaton, carry, **static
         )
       else:  # only these rows decode (those with a budget, or those still running)
         grammar_rows = None if automaton is None else (*automaton[:-1], automaton[-1][rows])
-        self.cache, *computed = programs.decode_rows(
+        self.cache, computed = programs.decode_rows(
             *(self.graphdef, self.state, self.cache, self.last, rows, budget[rows], self.keys, stops, eos),
             *(grammar_rows, carry),
             **static,
         )
-      if not state:  # rows outside the first call have nothing to do
-        state = [self._all_rows(np.array(c), rows) for c in computed]
-        state[3][np.setdiff1d(np.arange(self.rows), chosen)] = True
+      if every is None:  # rows outside the first call have nothing to do
+        every = RoundRows._make(self._all_rows(np.array(c), rows) for c in computed)
+        every.done[np.setdiff1d(np.arange(self.rows), chosen)] = True
       else:
-        for full, part in zip(state, computed):
+        for full, part in zip(every, computed):
           full[chosen] = np.asarray(part)
-      rows = self._compacted(np.flatnonzero(~state[3]).tolist())
-    out, logprobs, lengths, reasons = state[0], state[1], state[2], state[4]
+      rows = self._compacted(np.flatnonzero(~every.done).tolist())
+    out, logprobs, lengths, reasons = every.out, every.logprobs, every.lengths, every.reason
     self.lengths += np.maximum(lengths - 1, 0)
     n = len(budgets)
     return Round(

@@ -12,9 +12,10 @@ import numpy as np
 # turns appended after a search (`extend`, every turn, in place: measured in docs/benchmarks.md with
 # `benchmarks/rollout_breakdown.py`).
 PROMPT_SAVING, APPEND_SAVING = 0.5, 0.9
-# A decode round of R rows returns to the host once at most R/4 are still running, when R/4 is at least this
-# many, and goes on with those rows alone: a turn's few long rows stop paying for the batch's finished ones.
-SHRINK_ROWS = 8
+# A decode round of R rows returns to the host once at most R/SHRINK_SHARE are still running, when that is at
+# least SHRINK_ROWS, and goes on with those rows alone: a turn's few long rows stop paying for the batch's
+# finished ones (measured in docs/benchmarks.md with `benchmarks/rollout_breakdown.py`).
+SHRINK_SHARE, SHRINK_ROWS = 2, 8
 
 
 def bucket(n: int, minimum: int = 16) -> int:
