@@ -24,7 +24,7 @@ import numpy as np
 from absl import logging
 from flax import nnx
 
-from exsearch_jax import atomic, distributed
+from exsearch_jax import atomic, distributed, program_cache
 from exsearch_jax.checkpoint import RunCheckpoints
 from exsearch_jax.em import report, sequences, setup, warmup
 from exsearch_jax.em.estep import score_trajectories, weigh
@@ -333,6 +333,7 @@ class EMRun:
       if key in position["done"]:
         continue
       started = time.time()
+      program_cache.release_if_crowded()
       if phase.trains:
         self._train(phase, position, halt_at)
       elif phase.kind == "estep":

@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 
 from absl import logging
 
+from exsearch_jax import program_cache
 from exsearch_jax import trajectory as tj
 from exsearch_jax.trajectory import SearchStep, Trajectory  # noqa: F401  (Trajectory: the rollout's product)
 from exsearch_jax.config_schema import POLICIES, RolloutConfig  # noqa: F401  (re-exported: the rollout config)
@@ -295,6 +296,7 @@ def rollout(
 
   with tqdm(total=len(rows), desc="rollout", unit="traj", disable=not progress) as bar:  # closed on errors too
     for start in range(0, len(rows), chunk):
+      program_cache.release_if_crowded()
       _rollout_chunk(
           model,
           chat,
