@@ -141,18 +141,6 @@ class RoundRows(NamedTuple):
   automaton: jax.Array  # (B,) grammar state per row (0 without a grammar)
 
 
-class _SamplingState(NamedTuple):
-  """The decode loop's carry: the cache and `RoundRows`' fields, one row per trajectory."""
-
-  cache: object  # KVCache, every row's keys and values so far
-  out: jax.Array  # (B, max_new) tokens sampled this round
-  logprobs: jax.Array  # (B, max_new) their log-probabilities under the model
-  lengths: jax.Array  # (B,) tokens sampled per row
-  done: jax.Array  # (B,) rows that stopped (or were idle)
-  reason: jax.Array  # (B,) why: EOS, STOP, BUDGET (0 while running)
-  automaton: jax.Array  # (B,) grammar state per row (0 without a grammar)
-
-
 @functools.partial(
     jax.jit,
     static_argnames=("graphdef", "max_new", "temperature", "top_p", "top_k", "sharding", "window", "floor"),
@@ -223,20 +211,20 @@ def decode(
     idle = budget <= 0
     lengths = jnp.where(idle, 0, 1).astype(jnp.int32)
     reason = finished(out, lengths, first, idle)
-    start = _SamplingState(cache, out, logprobs, lengths, idle | (reason > 0), reason, automaton)
+    start = RoundRows(out, logprobs, lengths, idle | (reason > 0), reason, automaton)
   else:
-    start = _SamplingState(cache, *carry)
+    start = RoundRows(*carry)
 
-  def body(s: _SamplingState) -> _SamplingState:
+  def body(state: tuple) -> tuple:  # the loop's carry: (cache, RoundRows), one row per trajectory
+    cache, s = state
     token = s.out[rows, jnp.maximum(s.lengths - 1, 0)]
-    logits, cache = model.decode(token[:, None], s.cache, attention_mask=~s.done[:, None], window=window)
+    logits, cache = model.decode(token[:, None], cache, attention_mask=~s.done[:, None], window=window)
     nxt, lp, moved = sample(logits[:, 0], cache.lengths, s.automaton, s.lengths)
     write = jnp.where(s.done, max_new, s.lengths)
     lengths = s.lengths + (~s.done).astype(jnp.int32)
     out = s.out.at[rows, write].set(nxt, mode="drop")
     new_reason = finished(out, lengths, nxt, s.done)
-    return _SamplingState(
-        cache=cache,
+    return cache, RoundRows(
         out=out,
         logprobs=s.logprobs.at[rows, write].set(lp, mode="drop"),
         lengths=lengths,
@@ -245,8 +233,8 @@ def decode(
         automaton=jnp.where(s.done, s.automaton, moved),
     )
 
-  final = jax.lax.while_loop(lambda s: (~s.done).sum() > floor, body, start)
-  return _constrain(final.cache, sharding), RoundRows(*final[1:])
+  cache, final = jax.lax.while_loop(lambda state: (~state[1].done).sum() > floor, body, (cache, start))
+  return _constrain(cache, sharding), final
 
 
 @functools.partial(
