@@ -86,6 +86,25 @@ def _rows_view(cache: KVCache, rows, window: int) -> KVCache:
   )
 
 
+def _window_view(cache: KVCache, window: int) -> KVCache:
+  """Every row's first `window` slots, copied once for a decode round: the loop's attention then reads whole
+  arrays. Slicing the full cache inside the loop made XLA CPU copy each layer's window every step, ~37% of a
+  128-row step at 256 of 2,048 slots (docs/benchmarks.md). A no-op when `window` is the capacity."""
+  return dataclasses.replace(
+      cache, keys=[k[:, :, :window] for k in cache.keys], values=[v[:, :, :window] for v in cache.values]
+  )
+
+
+def _put_window(cache: KVCache, sub: KVCache) -> KVCache:
+  """`cache` with its first slots replaced by `sub`'s (`_window_view`'s inverse; in place when donated)."""
+  window = sub.max_length
+  return KVCache(
+      keys=[k.at[:, :, :window].set(s) for k, s in zip(cache.keys, sub.keys)],
+      values=[v.at[:, :, :window].set(s) for v, s in zip(cache.values, sub.values)],
+      lengths=sub.lengths,
+  )
+
+
 def _put_rows(cache: KVCache, sub: KVCache, rows) -> KVCache:
   """`cache` with the rows `rows` replaced by `sub` (in place when the cache is donated)."""
   window = sub.max_length
@@ -182,6 +201,7 @@ def decode(
   model = nnx.merge(graphdef, state)
   batch = last.shape[0]
   rows = jnp.arange(batch)
+  full, cache = cache, _window_view(cache, window)
 
   def sample(logits, positions, automaton, written):
     step_keys = jax.vmap(jax.random.fold_in)(keys, positions)
@@ -234,7 +254,7 @@ def decode(
     )
 
   cache, final = jax.lax.while_loop(lambda state: (~state[1].done).sum() > floor, body, (cache, start))
-  return _constrain(cache, sharding), final
+  return _constrain(_put_window(full, cache), sharding), final
 
 
 @functools.partial(
