@@ -77,31 +77,19 @@ def extend_rows(graphdef, state, cache, last, rows, ids, mask, *, sharding, wind
   return _constrain(_put_rows(cache, sub, rows), sharding), last.at[rows].set(sub_last)
 
 
+ALL_ROWS = slice(None)  # `rows` of `_rows_view` and `_put_rows`: every row, sliced rather than gathered
+
+
 def _rows_view(cache: KVCache, rows, window: int) -> KVCache:
-  """The rows `rows` of the cache, their first `window` slots (which hold all they have and will have)."""
+  """The rows `rows` of the cache, their first `window` slots (which hold all they have and will have).
+
+  A decode round runs on such a view, copied once (`ALL_ROWS` for a whole round): slicing the window out of the
+  full cache inside the loop made XLA CPU copy each layer's window at every step, ~1/4 of a 128-row step at a
+  512-slot window of 1,024 (docs/benchmarks.md). The window of a view is its capacity: no slice left to copy."""
   return KVCache(
       keys=[k[rows, :, :window] for k in cache.keys],
       values=[v[rows, :, :window] for v in cache.values],
       lengths=cache.lengths[rows],
-  )
-
-
-def _window_view(cache: KVCache, window: int) -> KVCache:
-  """Every row's first `window` slots, copied once for a decode round: the loop's attention then reads whole
-  arrays. Slicing the full cache inside the loop made XLA CPU copy each layer's window every step, ~37% of a
-  128-row step at 256 of 2,048 slots (docs/benchmarks.md). A no-op when `window` is the capacity."""
-  return dataclasses.replace(
-      cache, keys=[k[:, :, :window] for k in cache.keys], values=[v[:, :, :window] for v in cache.values]
-  )
-
-
-def _put_window(cache: KVCache, sub: KVCache) -> KVCache:
-  """`cache` with its first slots replaced by `sub`'s (`_window_view`'s inverse; in place when donated)."""
-  window = sub.max_length
-  return KVCache(
-      keys=[k.at[:, :, :window].set(s) for k, s in zip(cache.keys, sub.keys)],
-      values=[v.at[:, :, :window].set(s) for v, s in zip(cache.values, sub.values)],
-      lengths=sub.lengths,
   )
 
 
@@ -201,7 +189,7 @@ def decode(
   model = nnx.merge(graphdef, state)
   batch = last.shape[0]
   rows = jnp.arange(batch)
-  full, cache = cache, _window_view(cache, window)
+  full, cache = cache, _rows_view(cache, ALL_ROWS, window)
 
   def sample(logits, positions, automaton, written):
     step_keys = jax.vmap(jax.random.fold_in)(keys, positions)
@@ -254,7 +242,7 @@ def decode(
     )
 
   cache, final = jax.lax.while_loop(lambda state: (~state[1].done).sum() > floor, body, (cache, start))
-  return _constrain(_put_window(full, cache), sharding), final
+  return _constrain(_put_rows(full, cache, ALL_ROWS), sharding), final
 
 
 @functools.partial(
