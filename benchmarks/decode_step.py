@@ -1,7 +1,7 @@
 """What one SmolLM2 decode step costs, by batch, by the cache slots its attention reads, and by cache dtype.
 
   python benchmarks/decode_step.py [--batches 16,64,128] [--held 200,800] [--steps 8] [--repeats 2]
-                                   [--cache-dtypes float32,bfloat16]
+                                   [--cache-dtypes float32,bfloat16] [--capacity SLOTS]
 
 A `DecodeSession` per (cache dtype, batch, held tokens): random prompts of `held` tokens (prefilled 200 at a
 time: one 128 x 600 prefill needs more than 20 GiB), one decode round to compile, then `--repeats` rounds of
@@ -9,7 +9,9 @@ time: one 128 x 600 prefill needs more than 20 GiB), one decode round to compile
 attention window is the power of two above the tokens a row holds after the round. Reported per step:
 milliseconds, the dense layers' rate (2 x the non-embedding parameters and the output projection, per row) and
 the cache bytes the attention reads. Whether a step is bound by the dense layers or by the cache is what
-decides if a cheaper cache (bfloat16, or attention over each row's own length) pays.
+decides if a cheaper cache (bfloat16, or attention over each row's own length) pays. The cache holds just what
+a session needs (its window) unless `--capacity` gives more slots, as the rollout's sessions have (1,024 for
+SmolLM2 on the world): a window read out of a larger cache is what `decode_programs` must not copy every step.
 """
 
 import argparse
@@ -29,6 +31,7 @@ def main():
   parser.add_argument("--steps", type=int, default=8)
   parser.add_argument("--repeats", type=int, default=2)
   parser.add_argument("--cache-dtypes", default="float32,bfloat16")
+  parser.add_argument("--capacity", type=int, default=0, help="cache slots per row (default: what a session needs)")
   args = parser.parse_args()
 
   import jax
@@ -53,9 +56,11 @@ def main():
   for dtype in dtypes:
     for batch in map(int, args.batches.split(",")):
       for held in map(int, args.held.split(",")):
-        need = held + (2 + args.repeats) * args.steps
+        need = engine.bucket(held + (2 + args.repeats) * args.steps, minimum=128)
+        if args.capacity and args.capacity < need:
+          raise SystemExit(f"--capacity {args.capacity}: {held} held tokens and the rounds need {need} slots")
         session = engine.DecodeSession(
-            model, batch, engine.bucket(need, minimum=128), seeds=list(range(batch)), cache_dtype=DTYPES[dtype]
+            model, batch, args.capacity or need, seeds=list(range(batch)), cache_dtype=DTYPES[dtype]
         )
         session.start(rng.integers(100, cfg.vocab_size, (batch, min(held, CHUNK))).tolist())
         for start in range(CHUNK, held, CHUNK):
