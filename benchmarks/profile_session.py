@@ -20,6 +20,7 @@ import gzip
 import json
 import os
 import re
+import shutil
 import sys
 import tempfile
 import time
@@ -64,8 +65,15 @@ def main():
   parser.add_argument("--steps", type=int, default=8)
   parser.add_argument("--capacity", type=int, default=1024)
   args = parser.parse_args()
+  dump_dir, trace_dir = tempfile.mkdtemp(prefix="profile_session_hlo_"), tempfile.mkdtemp(prefix="profile_session_")
+  try:
+    _profile(args, dump_dir, trace_dir)
+  finally:  # the HLO dumps and the trace run to ~100 MB
+    shutil.rmtree(dump_dir, ignore_errors=True)
+    shutil.rmtree(trace_dir, ignore_errors=True)
 
-  dump_dir = tempfile.mkdtemp(prefix="profile_session_hlo_")
+
+def _profile(args, dump_dir: str, trace_dir: str):
   os.environ["XLA_FLAGS"] = (
       os.environ.get("XLA_FLAGS", "") + f" --xla_cpu_enable_xprof_traceme=true --xla_dump_to={dump_dir}"
       " --xla_dump_hlo_as_text --xla_dump_hlo_pass_re=^$"
@@ -96,7 +104,6 @@ def main():
   before = _optimised_hlo(dump_dir, args.call)
   call()  # compiles the call traced below (the same window and width)
   compiled = _optimised_hlo(dump_dir, args.call) - before
-  trace_dir = tempfile.mkdtemp(prefix="profile_session_trace_")
   options = jax.profiler.ProfileOptions()
   options.python_tracer_level = 0
   begin = time.perf_counter()
