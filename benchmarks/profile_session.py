@@ -28,8 +28,7 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 # trace events that are not XLA kernels (the executor, thread pools, dispatch, Python)
-SKIPPED = ("$", "end:", "Thunk", "Slinky", "Pjit", "Common", "Handle", "Parse", "Device", "Wait", "Threadpool")
-SKIPPED += ("Python",)
+SKIPPED = ("$", "end:", "Thunk", "Slinky", "Pjit", "Common", "Handle", "Parse", "Device", "Wait", "Threadpool", "Py")
 
 
 def _optimised_hlo(dump_dir: str, program: str) -> set:
@@ -83,7 +82,7 @@ def _profile(args, dump_dir: str, trace_dir: str):
 
   from exsearch_jax.assets import asset_path
   from exsearch_jax.models import from_pretrained
-  from exsearch_jax.sampling import engine
+  from exsearch_jax.sampling import engine, shapes
 
   model = from_pretrained(asset_path("smollm2-135m-instruct"))
   vocab = model.config.vocab_size
@@ -104,14 +103,19 @@ def _profile(args, dump_dir: str, trace_dir: str):
   before = _optimised_hlo(dump_dir, args.call)
   call()  # compiles the call traced below (the same window and width)
   compiled = _optimised_hlo(dump_dir, args.call) - before
+  held = int(session.lengths.max())
+  if args.call == "extend":  # the window the engine picks for the call, as `DecodeSession` computes it
+    width = shapes.prefill_width(args.new)
+    window = shapes.prefill_kwargs(held, width, held + args.new, session.capacity)["window"]
+  else:
+    window = shapes.attention_window(held + args.steps, session.capacity)
   options = jax.profiler.ProfileOptions()
   options.python_tracer_level = 0
   begin = time.perf_counter()
   with jax.profiler.trace(trace_dir, profiler_options=options):
     call()
   wall = time.perf_counter() - begin
-  window = engine.attention_window(int(session.lengths.max()), session.capacity)
-  print(f"{args.call}: {args.rows} rows, {int(session.lengths.max())} held after, window {window}: {wall:.2f} s")
+  print(f"{args.call}: {args.rows} rows holding {held} tokens, attention window {window}: {wall:.2f} s")
 
   with gzip.open(glob.glob(os.path.join(trace_dir, "**", "*.trace.json.gz"), recursive=True)[0]) as f:
     trace = json.load(f)
